@@ -1,0 +1,157 @@
+"""Typed value objects shared by every component: documents, chunks, passages, reports."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "Heading",
+    "Document",
+    "Chunk",
+    "Passage",
+    "DocumentInfo",
+    "FileOutcome",
+    "BuildReport",
+    "format_citation",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A heading of a document: ``document.text[start:end]`` is its text; level 1 is the top."""
+
+    start: int
+    end: int
+    level: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The plain text of one source file plus the structure found in it.
+
+    ``page_starts[i]`` is the offset in ``text`` where page ``i + 1`` begins
+    (PDFs only; empty for formats without pages).
+    """
+
+    source: str
+    title: str
+    text: str
+    kind: str
+    sha256: str
+    page_starts: tuple[int, ...] = ()
+    headings: tuple[Heading, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding character ``offset``, or None for unpaged documents."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
+
+    @property
+    def pages(self) -> int | None:
+        return len(self.page_starts) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A span of a document sized for the embedding model: ``text == document.text[start:end]``."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+    section: str | None = None
+
+
+def format_citation(
+    source: str, page: int | None, section: str | None, start: int, end: int
+) -> str:
+    """Human-readable citation, e.g. ``deal.txt · item 7 · chars 2710–2934``."""
+    parts = [source]
+    if page is not None:
+        parts.append(f"p. {page}")
+    if section:
+        parts.append(section)
+    parts.append(f"chars {start}\u2013{end}")
+    return " \u00b7 ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One retrieved passage with everything needed to cite and check it."""
+
+    text: str
+    score: float
+    source: str
+    title: str
+    page: int | None
+    section: str | None
+    start: int
+    end: int
+
+    @property
+    def citation(self) -> str:
+        return format_citation(self.source, self.page, self.section, self.start, self.end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict: the dataclass fields plus ``citation``."""
+        data = asdict(self)
+        data["score"] = float(self.score)
+        data["citation"] = self.citation
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """What the index knows about one indexed document (for listings)."""
+
+    source: str
+    title: str
+    kind: str
+    pages: int | None
+    chunks: int
+    chars: int
+    indexed_at: str
+    sha256: str
+    duplicates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What a rebuild did with one file.
+
+    ``status`` is one of added, changed, renamed, unchanged, removed, duplicate, skipped.
+    """
+
+    source: str
+    status: str
+    reason: str = ""
+    chunks: int = 0
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """Summary of one (re)build: per-file outcomes plus totals."""
+
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    full: bool = False
+    full_reason: str = ""
+    documents: int = 0
+    chunks: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+
+    def by_status(self, status: str) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def skipped(self) -> list[FileOutcome]:
+        return self.by_status("skipped")
+
+    def counts(self) -> dict[str, int]:
+        names = ("added", "changed", "renamed", "removed", "unchanged", "duplicate", "skipped")
+        return {name: len(self.by_status(name)) for name in names}
