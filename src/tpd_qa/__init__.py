@@ -1,5 +1,33 @@
-"""tpd_qa: ask questions of a document collection, get cited passages back."""
+"""tpd_qa: ask questions of a document collection, get cited passages back.
+
+>>> from tpd_qa import retrieve
+>>> retrieve("Does the deal commit any money?", k=3)  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+import logging
+
 __version__ = "0.1.0"
+
+from tpd_qa.api import build_index, list_documents, load_index, retrieve  # noqa: E402
+from tpd_qa.errors import TpdQaError  # noqa: E402
+from tpd_qa.index import Index  # noqa: E402
+from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "retrieve",
+    "build_index",
+    "load_index",
+    "list_documents",
+    "Index",
+    "Passage",
+    "Document",
+    "Chunk",
+    "DocumentInfo",
+    "BuildReport",
+    "TpdQaError",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

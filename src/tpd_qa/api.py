@@ -1,0 +1,154 @@
+"""The Python API: build and query indexes by directory, with loaded indexes cached."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
+from tpd_qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from tpd_qa.index import Index, IndexSettings, ProgressCallback, index_lock, read_manifest
+from tpd_qa.records import BuildReport, DocumentInfo, Passage
+
+__all__ = [
+    "retrieve",
+    "build_index",
+    "load_index",
+    "list_documents",
+    "default_corpus_dir",
+    "default_index_dir",
+    "configured_model",
+]
+
+log = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_indexes: dict[Path, tuple[tuple[int, int, str], Index]] = {}
+_embedders: dict[str, Embedder] = {}
+
+
+def default_corpus_dir() -> Path:
+    """``$TPD_QA_CORPUS`` or ``./corpus``."""
+    return Path(os.environ.get("TPD_QA_CORPUS") or "corpus")
+
+
+def default_index_dir() -> Path:
+    """``$TPD_QA_INDEX`` or ``./index``."""
+    return Path(os.environ.get("TPD_QA_INDEX") or "index")
+
+
+def configured_model() -> str | None:
+    """``$TPD_QA_MODEL`` (a sentence-transformers name or path), if set."""
+    return os.environ.get("TPD_QA_MODEL") or None
+
+
+def shared_embedder(model: str) -> Embedder:
+    """One embedder per model per process: loading a model takes seconds."""
+    name = canonical_model_name(model)
+    with _lock:
+        embedder = _embedders.get(name)
+        if embedder is None:
+            embedder = make_embedder(model)
+            _embedders[name] = embedder
+        return embedder
+
+
+def _stamp(index_dir: Path) -> tuple[int, int, str]:
+    manifest = index_dir / "manifest.json"
+    try:
+        stat = manifest.stat()
+    except FileNotFoundError:
+        raise IndexNotFoundError(f"no index in {index_dir}: run `tpd-qa index` first") from None
+    return (stat.st_mtime_ns, stat.st_size, str(stat.st_ino))
+
+
+def load_index(index_dir: str | Path | None = None, *, model: str | None = None) -> Index:
+    """The index in ``index_dir``, loaded once and reloaded when a rebuild replaces it."""
+    directory = Path(index_dir) if index_dir is not None else default_index_dir()
+    key = directory.resolve()
+    model = model or configured_model()
+    with _lock:
+        stamp = _stamp(directory)
+        cached = _indexes.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        index = Index.load(directory, model=model, embedder_factory=shared_embedder)
+        _indexes[key] = (stamp, index)
+        return index
+
+
+def retrieve(
+    question: str,
+    k: int = 5,
+    *,
+    index_dir: str | Path | None = None,
+    mode: str = "hybrid",
+    sources: Iterable[str] | None = None,
+) -> list[Passage]:
+    """The ``k`` passages that best answer ``question``, best first, each with a citation.
+
+    ``mode`` is ``hybrid`` (default), ``dense`` or ``bm25``; ``sources`` limits the
+    search to documents with those corpus-relative paths.
+    """
+    return load_index(index_dir).search(question, k, mode=mode, sources=sources)
+
+
+def list_documents(index_dir: str | Path | None = None) -> list[DocumentInfo]:
+    """The documents in the index."""
+    return load_index(index_dir).documents()
+
+
+def build_index(
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    *,
+    full: bool = False,
+    model: str | None = None,
+    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
+    wait: float = 0.0,
+) -> BuildReport:
+    """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
+
+    Only new and changed documents are embedded; a different model or chunker, a
+    damaged previous index, or ``full=True`` rebuilds everything (the report says why).
+    Holds a lock so two rebuilds never interleave; ``wait`` is how long to wait for it.
+    """
+    corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
+    directory = Path(index_dir) if index_dir is not None else default_index_dir()
+    settings = IndexSettings(model=model or configured_model() or "default")
+    exclude = [directory]
+    with index_lock(directory, wait=wait):
+        previous: Index | None = None
+        reason = ""
+        try:
+            read_manifest(directory)
+            previous = Index.load(directory, embedder_factory=shared_embedder)
+            reason = previous.compatibility(settings)
+        except IndexNotFoundError:
+            pass
+        except (IndexCorruptError, IndexMismatchError) as exc:
+            reason = f"previous index unusable: {exc}"
+        if previous is None or reason or full:
+            index = Index(settings=settings, embedder_factory=shared_embedder)
+            report = index.update(
+                corpus, exclude=exclude, full=True, progress=progress, on_progress=on_progress
+            )
+            report.full = True
+            report.full_reason = reason or ("--full requested" if full else "no previous index")
+            index.save(directory)
+        else:
+            before = _fingerprint(previous)
+            report = previous.update(
+                corpus, exclude=exclude, progress=progress, on_progress=on_progress
+            )
+            if _fingerprint(previous) != before:
+                previous.save(directory)
+        return report
+
+
+def _fingerprint(index: Index) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(d.source, d.sha256, d.duplicates) for d in index.documents()]

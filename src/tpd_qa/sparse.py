@@ -1,0 +1,127 @@
+"""Keyword search: BM25 (bm25s) over stemmed, stop-worded tokens."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tpd_qa.errors import IndexCorruptError
+
+__all__ = ["SparseSettings", "SparseIndex"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SparseSettings:
+    """BM25 variant and parameters, plus the text analysis used for keys and queries."""
+
+    method: str = "lucene"
+    k1: float = 1.2
+    b: float = 0.75
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SparseIndex:
+    """A BM25 index whose document ids are row numbers 0..n-1."""
+
+    def __init__(self, retriever: Any, settings: SparseSettings, size: int) -> None:
+        self._retriever = retriever
+        self.settings = settings
+        self.size = size
+        self._stemmer = _stemmer(settings.stemmer)
+
+    def analyse(self, texts: Sequence[str]) -> list[list[str]]:
+        """Tokens as the index sees them (lower-cased, stop words removed, stemmed)."""
+        bm25s = _bm25s()
+        return bm25s.tokenize(
+            list(texts),
+            stopwords=self.settings.stopwords,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+
+    @classmethod
+    def build(cls, texts: Sequence[str], settings: SparseSettings | None = None) -> SparseIndex:
+        """Index ``texts``; row ``i`` of the index is ``texts[i]``."""
+        bm25s = _bm25s()
+        settings = settings or SparseSettings()
+        retriever = bm25s.BM25(method=settings.method, k1=settings.k1, b=settings.b)
+        index = cls(retriever, settings, len(texts))
+        tokens = index.analyse(texts) if texts else []
+        # bm25s cannot index an empty corpus or empty documents' vocabulary; pad with a token
+        # that analysis never produces so that every row exists.
+        tokens = [t or ["\x00"] for t in tokens] or [["\x00"]]
+        retriever.index(tokens, show_progress=False)
+        return index
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every row for ``query`` (zeros when no query term is indexed)."""
+        if self.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        tokens = self.analyse([query])[0]
+        ids = self._retriever.get_tokens_ids(tokens)
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        scores = self._retriever.get_scores_from_ids(ids)
+        return np.asarray(scores[: self.size], dtype=np.float32)
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) with a positive score; ``allowed`` restricts to those ids."""
+        scores = self.scores(query)
+        if allowed is not None:
+            mask = np.zeros_like(scores, dtype=bool)
+            mask[allowed] = True
+            scores = np.where(mask, scores, 0.0)
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > k:
+            top = np.argpartition(-scores[positive], k - 1)[:k]
+            positive = positive[top]
+        order = positive[np.argsort(-scores[positive], kind="stable")]
+        return scores[order], order.astype(np.int64)
+
+    def save(self, directory: Path) -> None:
+        """Write the BM25 matrices and vocabulary as .npy/.json (never pickle)."""
+        self._retriever.save(str(directory), corpus=None, allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path, settings: SparseSettings, size: int) -> SparseIndex:
+        """Read an index written by ``save``; ``size`` is checked against the stored rows."""
+        bm25s = _bm25s()
+        try:
+            retriever = bm25s.BM25.load(
+                str(directory), load_corpus=False, allow_pickle=False, show_progress=False
+            )
+        except Exception as exc:
+            raise IndexCorruptError(f"cannot read keyword index: {exc}") from exc
+        stored = int(retriever.scores.get("num_docs", -1))
+        if stored != max(size, 1):
+            raise IndexCorruptError(f"keyword index has {stored} rows, expected {size}")
+        return cls(retriever, settings, size)
+
+
+def _bm25s() -> Any:
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+    return bm25s
+
+
+def _stemmer(language: str | None) -> Any:
+    if not language:
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
