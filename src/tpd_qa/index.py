@@ -139,6 +139,7 @@ class Index:
         self._sparse: SparseIndex | None = None
         self._dimension: int | None = embedder.dimension if embedder else None
         self._query_cache: dict[str, np.ndarray] = {}
+        self._span_rows: dict[tuple[str, int, int], int] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -422,6 +423,7 @@ class Index:
             [self._keyword_text(row) for row in range(len(self._chunks))], self.settings.sparse
         )
         self._query_cache.clear()
+        self._span_rows = None
 
     def _keyword_text(self, row: int) -> str:
         chunk = self._chunks[row]
@@ -484,6 +486,27 @@ class Index:
                 self._query_cache.pop(next(iter(self._query_cache)))
             self._query_cache[question] = vector
         return vector
+
+    def similarity(self, question: str, passages: Sequence[Passage]) -> list[float]:
+        """Cosine similarity between the question and each passage's chunk (-1..1).
+
+        Fusion scores only order results; this absolute figure lets a caller say when
+        even the best passage is a weak match.
+        """
+        if not passages:
+            return []
+        vector = self._query_vector(_check_question(question))
+        if self._span_rows is None:
+            self._span_rows = {
+                (self._docs[int(self._row_doc[row])].document.source, chunk.start, chunk.end): row
+                for row, chunk in enumerate(self._chunks)
+            }
+        spans = self._span_rows
+        out = []
+        for passage in passages:
+            row = spans.get((passage.source, passage.start, passage.end))
+            out.append(float(self._vectors[row] @ vector) if row is not None else 0.0)
+        return out
 
     def _allowed_rows(self, sources: Iterable[str] | None) -> np.ndarray | None:
         if sources is None:
@@ -680,6 +703,7 @@ class Index:
         if dense.size != len(chunks):
             raise IndexCorruptError("vector index size differs from chunk count: run `tpd-qa index --full`")
         self._dense = dense
+        self._span_rows = None
         self._sparse = SparseIndex.load(generation / "sparse", self.settings.sparse, len(chunks))
 
 
