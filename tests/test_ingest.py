@@ -586,6 +586,27 @@ def test_docx_core_title_wins() -> None:
     assert parse_ok(buf.getvalue(), "x.docx").title == "Core Title"
 
 
+def test_docx_direct_numbering_from_numbering_part() -> None:
+    document = docx.Document()
+
+    def numbered(text: str, num_id: int) -> None:
+        paragraph = document.add_paragraph(text, style="List Paragraph")
+        numpr = paragraph._p.get_or_add_pPr().get_or_add_numPr()
+        numpr.get_or_add_ilvl().val = 0
+        numpr.get_or_add_numId().val = num_id
+
+    # In python-docx's default template numId 5 is decimal, numId 1 a bullet list.
+    numbered("Alpha", 5)
+    numbered("Beta", 5)
+    numbered("Dot", 1)
+    document.add_paragraph("Plain paragraph.")
+    buf = io.BytesIO()
+    document.save(buf)
+    doc = parse_ok(buf.getvalue(), "numbered.docx")
+    assert doc.text == "1. Alpha\n\n2. Beta\n\n- Dot\n\nPlain paragraph."
+    assert doc.title == "Numbered"
+
+
 def test_docx_not_a_zip_and_corrupt() -> None:
     assert reason_of(b"plain text", "a.docx") == (
         "not a DOCX (content does not match the .docx extension)"
@@ -597,11 +618,13 @@ def test_docx_not_a_zip_and_corrupt() -> None:
 
 def test_docx_zip_bomb_real_size() -> None:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("word/document.xml", "w", force_zip64=True) as member:
-            chunk = bytes(1024 * 1024)
-            for _ in range(300):
-                member.write(chunk)
+    with (
+        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("word/document.xml", "w", force_zip64=True) as member,
+    ):
+        chunk = bytes(1024 * 1024)
+        for _ in range(300):  # ~300 MB of zeros, streamed
+            member.write(chunk)
     data = buf.getvalue()
     assert len(data) < 5 * 1024 * 1024
     assert reason_of(data, "bomb.docx") == "suspicious compression (zip bomb?)"
@@ -628,7 +651,8 @@ PAGE = b"""<!DOCTYPE html>
 <main>
 <h1>The   Technology
 Prosperity Deal</h1>
-<p>AI &amp; chips &lt;tags&gt; caf&eacute; &#x65E5;&#x7C73;<script>alert("INLINE-SCRIPT")</script></p>
+<p>AI &amp; chips &lt;tags&gt; caf&eacute; &#x65E5;&#x7C73;<script>alert("INLINE-SCRIPT")
+</script></p>
 <h2>Priorities</h2>
 <ol><li>Energy</li><li>Quantum <b>computing</b></li></ol>
 <ul><li>Space<ul><li>Moon</li></ul></li></ul>
@@ -669,6 +693,13 @@ def test_html_root_and_title_fallbacks() -> None:
     doc = parse_ok(b"<p>Just a paragraph.</p>", "plain_page.html")
     assert doc.text == "Just a paragraph."
     assert doc.title == "Plain page"
+
+
+def test_html_form_wrapped_page_and_list_prefix_reset() -> None:
+    html = b"<body><form><div><p>Everything lives in a form.</p></div></form></body>"
+    assert parse_ok(html, "aspnet.html").text == "Everything lives in a form."
+    html = b"<ul><li></li></ul><p>Not a list item.</p><ol start='3'><li>three</li></ol>"
+    assert parse_ok(html, "x.html").text == "Not a list item.\n\n3. three"
 
 
 def test_html_charset_declarations() -> None:

@@ -216,6 +216,43 @@ class Index:
         )
         return index, report
 
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        *,
+        settings: IndexSettings | None = None,
+        embedder: Embedder | None = None,
+        search_settings: SearchSettings | None = None,
+        embedder_factory: Callable[[str], Embedder] = make_embedder,
+        progress: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Index:
+        """Index in-memory documents (e.g. a benchmark corpus); sources and hashes must be unique.
+
+        Documents with no text to index are left out.
+        """
+        index = cls(
+            settings=settings or IndexSettings(),
+            embedder=embedder,
+            search_settings=search_settings,
+            embedder_factory=embedder_factory,
+        )
+        chunker = index._chunker()
+        pending: list[tuple[_StoredDocument, list[Chunk]]] = []
+        seen: set[str] = set()
+        for document in documents:
+            for key in (f"source:{document.source}", f"sha256:{document.sha256}"):
+                if key in seen:
+                    raise ValueError(f"duplicate document {key}")
+                seen.add(key)
+            chunks = chunker.chunk(document)
+            if chunks:
+                pending.append((_StoredDocument(document, 0, len(chunks), _now()), chunks))
+        vectors = index._embed_pending(pending, progress, on_progress)
+        index._assemble([], pending, vectors)
+        return index
+
     def compatibility(self, settings: IndexSettings) -> str:
         """Why this index cannot be updated incrementally under ``settings`` ('' if it can)."""
         if canonical_model_name(settings.model) != self.model_name:

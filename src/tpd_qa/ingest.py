@@ -830,7 +830,6 @@ class _TextBuilder:
 def _parse_docx(data: bytes, source: str) -> _Parsed:
     _check_zip(data)
     import docx
-    from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
@@ -839,6 +838,30 @@ def _parse_docx(data: bytes, source: str) -> _Parsed:
         raise
     except Exception as exc:
         raise IngestError(f"corrupt DOCX: {_short(exc)}") from exc
+
+    try:
+        builder, title_paragraph = _docx_text(document, blocks)
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise IngestError(f"corrupt DOCX: {_short(exc)}") from exc
+    text = builder.text()
+    try:
+        core_title = _collapse(document.core_properties.title or "")
+    except Exception:
+        core_title = ""
+    title = (
+        core_title
+        or title_paragraph
+        or (builder.headings[0].title if builder.headings else None)
+        or _title_from_name(source)
+    )
+    return _Parsed(title, text, builder.headings)
+
+
+def _docx_text(document: Any, blocks: list[Any]) -> tuple[_TextBuilder, str | None]:
+    """Paragraphs, lists and tables in document order; also the Title-style paragraph."""
+    from docx.table import Table
 
     formats = _numbering_formats(document)
     builder = _TextBuilder()
@@ -893,19 +916,7 @@ def _parse_docx(data: bytes, source: str) -> _Parsed:
         else:
             style_counters.clear()
         builder.add(body, prefix=prefix)
-
-    text = builder.text()
-    try:
-        core_title = _collapse(document.core_properties.title or "")
-    except Exception:
-        core_title = ""
-    title = (
-        core_title
-        or title_paragraph
-        or (builder.headings[0].title if builder.headings else None)
-        or _title_from_name(source)
-    )
-    return _Parsed(title, text, builder.headings)
+    return builder, title_paragraph
 
 
 def _docx_table(table: Any) -> str:
@@ -933,6 +944,11 @@ _HTML_DROP = frozenset(
         "math", "textarea",
     }
 )  # fmt: skip
+# When dropping the page furniture above leaves no text (e.g. a page wrapped in one big
+# <form>), a second pass drops only what is never readable text.
+_HTML_DROP_MINIMAL = frozenset(
+    {"script", "style", "noscript", "template", "svg", "iframe", "head", "object", "embed"}
+)
 _HTML_BLOCK = frozenset(
     {
         "p", "div", "li", "tr", "pre", "blockquote", "section", "dt", "dd", "table", "ul",
@@ -967,7 +983,8 @@ def _declared_charset(data: bytes) -> str | None:
 class _HtmlWalker:
     """Iterative HTML-to-text conversion (no recursion, so any nesting depth is fine)."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop: frozenset[str] = _HTML_DROP) -> None:
+        self.drop = drop
         self.out = _TextBuilder()
         self.lines: list[list[str]] = [[]]
         self.pre_depth = 0
@@ -1071,6 +1088,8 @@ class _HtmlWalker:
             self.rows.pop()
         if tag in _HTML_BLOCK:
             self.flush()
+        if tag == "li":
+            self.prefix = ""
 
     def walk(self, root: Any) -> None:
         stack: list[tuple[Any, bool]] = [(root, False)]
@@ -1085,7 +1104,7 @@ class _HtmlWalker:
                 if value:
                     self.text(value)
                 continue
-            if tag.startswith("-") or tag in _HTML_DROP:
+            if tag.startswith("-") or tag in self.drop:
                 continue
             self.enter(node, tag)
             stack.append((node, True))
@@ -1109,11 +1128,13 @@ def _parse_html(data: bytes, source: str) -> _Parsed:
     markup = _normalize(_decode_text(data, _declared_charset(data)))
     tree = _html_parser(markup)
     walker = _HtmlWalker()
-    for selector in ("main", "article", "body"):
+    attempts = [(sel, _HTML_DROP) for sel in ("main", "article", "body")]
+    attempts.append(("body", _HTML_DROP_MINIMAL))
+    for selector, drop in attempts:
         root = tree.css_first(selector)
         if root is None:
             continue
-        walker = _HtmlWalker()
+        walker = _HtmlWalker(drop)
         walker.walk(root)
         if walker.out.length:
             break
