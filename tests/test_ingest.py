@@ -301,7 +301,7 @@ def test_load_document(tmp_path: Path) -> None:
     doc = load_document(path, tmp_path)
     assert doc.source == "sub/my_notes-file.txt"
     assert doc.kind == "txt"
-    assert doc.title == "My notes file"
+    assert doc.title == "My Notes File"
     (tmp_path / "empty.txt").write_bytes(b"")
     with pytest.raises(IngestError) as info:
         load_document(tmp_path / "empty.txt", tmp_path)
@@ -377,7 +377,7 @@ def test_txt_numbered_list_lines_are_not_headings() -> None:
 
 def test_txt_title_falls_back_to_file_name() -> None:
     doc = parse_ok(b"This first line is a whole sentence.\nMore.", "dir/tpd_fact-sheet.txt")
-    assert doc.title == "Tpd fact sheet"
+    assert doc.title == "Tpd Fact Sheet"
 
 
 @pytest.mark.parametrize(
@@ -461,7 +461,7 @@ def test_markdown_headings() -> None:
 
 def test_markdown_title_fallbacks() -> None:
     assert parse_ok(b"## Second level\ntext", "a.markdown").title == "Second level"
-    assert parse_ok(b"just text\n\n---\n\nmore", "release_notes.md").title == "Release notes"
+    assert parse_ok(b"just text\n\n---\n\nmore", "release_notes.md").title == "Release Notes"
     assert parse_ok(b"just text\n\n---\n\nmore", "release_notes.md").headings == ()
 
 
@@ -496,7 +496,7 @@ def test_pdf_title_without_or_with_junk_metadata() -> None:
     doc = parse_ok(make_pdf(THREE_PAGES, title="Microsoft Word - draft.docx"), "x.pdf")
     assert doc.title == "Technology Prosperity Deal"
     doc = parse_ok(make_pdf([["This is only a sentence."]]), "fact_sheet.pdf")
-    assert doc.title == "Fact sheet"
+    assert doc.title == "Fact Sheet"
 
 
 def test_pdf_encrypted() -> None:
@@ -692,7 +692,7 @@ def test_html_root_and_title_fallbacks() -> None:
     assert "outside article" not in doc.text
     doc = parse_ok(b"<p>Just a paragraph.</p>", "plain_page.html")
     assert doc.text == "Just a paragraph."
-    assert doc.title == "Plain page"
+    assert doc.title == "Plain Page"
 
 
 def test_html_form_wrapped_page_and_list_prefix_reset() -> None:

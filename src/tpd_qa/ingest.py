@@ -496,10 +496,22 @@ def _first_line_title(text: str) -> str | None:
     return None
 
 
+_ACRONYMS = frozenset({"us", "usa", "uk", "eu", "un", "ai", "ict", "nasa", "nato", "faq"})
+_MINOR_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "in", "of", "on", "or", "the", "to"})
+
+
 def _title_from_name(source: str) -> str:
+    """A readable title from a file name: ``us-japan-deal.txt`` -> ``US Japan Deal``."""
     stem = PurePosixPath(source).stem
-    name = _collapse(re.sub(r"[-_]+", " ", stem))
-    return name[:1].upper() + name[1:] if name else source
+    words = _collapse(re.sub(r"[-_]+", " ", stem)).split(" ")
+    if any(ch.isupper() for ch in stem):
+        titled = words
+    else:
+        titled = [
+            w.upper() if w in _ACRONYMS else w if i and w in _MINOR_WORDS else w[:1].upper() + w[1:]
+            for i, w in enumerate(words)
+        ]
+    return " ".join(titled) or source
 
 
 def _parse_txt(data: bytes, source: str) -> _Parsed:
