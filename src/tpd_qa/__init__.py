@@ -10,10 +10,10 @@ import logging
 
 __version__ = "0.1.0"
 
-from tpd_qa.api import build_index, list_documents, load_index, retrieve  # noqa: E402
-from tpd_qa.errors import TpdQaError  # noqa: E402
-from tpd_qa.index import Index  # noqa: E402
-from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage  # noqa: E402
+from tpd_qa.api import build_index, list_documents, load_index, retrieve
+from tpd_qa.errors import TpdQaError
+from tpd_qa.index import Index
+from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
 
 __all__ = [
     "__version__",

@@ -15,7 +15,7 @@ from typing import Any
 
 from tpd_qa.records import Chunk, Document, Heading
 
-__all__ = ["ChunkerSettings", "Chunker", "word_count_tokens"]
+__all__ = ["Chunker", "ChunkerSettings", "word_count_tokens"]
 
 TokenCounter = Callable[[str], int]
 
@@ -32,8 +32,12 @@ def word_count_tokens(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ChunkerSettings:
-    """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft."""
+    """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft.
 
+    ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk.
+    """
+
+    algorithm: int = 2
     max_tokens: int = 220
     target_tokens: int = 160
     min_chars: int = 200
@@ -83,7 +87,7 @@ class Chunker:
         blocks = _blocks(text, document.headings)
         units = list(self._units(text, blocks))
         chunks: list[Chunk] = []
-        for first, last in self._pack(text, units, blocks):
+        for first, last in self._pack(document, units, blocks):
             start, end = units[first].start, units[last].end
             for piece_start, piece_end in self._enforce_limit(text, start, end):
                 chunks.append(
@@ -106,7 +110,9 @@ class Chunker:
                 yield _Unit(block.start, block.end, tokens, index, True)
                 continue
             first = True
-            for start, end in _sentences(text, block.start, block.end):
+            marker = _LIST_ITEM.match(text, block.start, block.end)
+            body = marker.end() - 1 if marker else block.start  # "1. " is not a sentence
+            for start, end in _sentences(text, block.start, block.end, body):
                 pieces = [(start, end)]
                 sentence_tokens = self.count_tokens(text[start:end])
                 if sentence_tokens > self.settings.max_tokens:
@@ -143,41 +149,45 @@ class Chunker:
         step = max(1, self.settings.target_tokens)
         while start < end:
             stop = min(end, start + step)
-            while stop > start + 1 and self.count_tokens(text[start:stop]) > self.settings.max_tokens:
+            limit = self.settings.max_tokens
+            while stop > start + 1 and self.count_tokens(text[start:stop]) > limit:
                 stop = start + max(1, (stop - start) // 2)
             yield start, stop
             start = stop
 
     def _pack(
-        self, text: str, units: list[_Unit], blocks: list[_Block]
+        self, document: Document, units: list[_Unit], blocks: list[_Block]
     ) -> Iterator[tuple[int, int]]:
-        """Group consecutive units into chunks; yields (first unit, last unit) pairs."""
+        """Group consecutive units into chunks; yields (first unit, last unit) pairs.
+
+        A chunk never spans two pages, and a heading always opens a new chunk (a run of
+        headings stays with the text under it); short list items are merged.
+        """
         settings = self.settings
         first = 0
         used = 0
-        count = len(units)
-        index = 0
-        while index < count:
-            unit = units[index]
+        has_body = False
+        for index, unit in enumerate(units):
+            block = blocks[unit.block]
             if index > first:
-                chars = units[index - 1].end - units[first].start
-                block = blocks[unit.block]
                 previous = blocks[units[index - 1].block]
-                structural = unit.starts_block and (
-                    block.is_heading or block.item is not None or previous.item is not None
-                )
+                chars = units[index - 1].end - units[first].start
+                new_page = document.page_at(unit.start) != document.page_at(units[first].start)
+                heading = unit.starts_block and block.is_heading and has_body
+                item = unit.starts_block and (block.item is not None or previous.item is not None)
+                item = item and chars >= settings.min_chars and not previous.is_heading
                 full = used + unit.tokens > settings.target_tokens
-                big_enough = chars >= settings.min_chars and not previous.is_heading
-                if full or (structural and big_enough):
+                if new_page or heading or item or full:
                     yield first, index - 1
                     first = self._overlap_start(units, first, index)
                     used = sum(u.tokens for u in units[first:index])
-                    if used + unit.tokens > settings.target_tokens:
-                        first, used = index, 0
+                    has_body = first < index
+                    if new_page or used + unit.tokens > settings.target_tokens:
+                        first, used, has_body = index, 0, False
             used += unit.tokens
-            index += 1
-        if first < count:
-            yield first, count - 1
+            has_body = has_body or not block.is_heading
+        if first < len(units):
+            yield first, len(units) - 1
 
     def _overlap_start(self, units: list[_Unit], first: int, index: int) -> int:
         """Where the next chunk starts: repeat trailing sentences of a block that was split."""
@@ -236,8 +246,9 @@ def _blocks(text: str, headings: tuple[Heading, ...]) -> list[_Block]:
                 blocks.append(_Block(current[0], current[1], False, current_item))
             current, previous_end_sentence = None, True
             continue
-        left = line_start + (len(text[line_start:line_end]) - len(text[line_start:line_end].lstrip()))
-        right = line_start + len(text[line_start:line_end].rstrip())
+        line = text[line_start:line_end]
+        left = line_start + (len(line) - len(line.lstrip()))
+        right = line_start + len(line.rstrip())
         heading = _heading_on_line(heading_starts, headings, left, right)
         item_match = _LIST_ITEM.match(text, line_start, line_end)
         starts_new = heading is not None or item_match is not None or previous_end_sentence
@@ -273,10 +284,15 @@ def _item_label(match: re.Match[str]) -> str | None:
     return number if number else None
 
 
-def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """Sentence spans inside text[start:end], trimmed of surrounding whitespace."""
+def _sentences(
+    text: str, start: int, end: int, body: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """Sentence spans inside text[start:end], trimmed of surrounding whitespace.
+
+    Breaks before ``body`` (the end of a list marker such as ``1.``) are ignored.
+    """
     position = start
-    for match in _SENTENCE_BREAK.finditer(text, start, end):
+    for match in _SENTENCE_BREAK.finditer(text, start if body is None else body, end):
         cut = match.start() + len(match.group().rstrip())
         if cut > position:
             yield from _trimmed(text, position, cut)
@@ -293,17 +309,21 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         yield left, left + len(stripped)
 
 
-def _section(headings: tuple[Heading, ...], blocks: list[_Block], start: int, end: int) -> str | None:
-    """Heading path at ``start`` plus the numbered list item(s) the chunk covers."""
+def _section(
+    headings: tuple[Heading, ...], blocks: list[_Block], start: int, end: int
+) -> str | None:
+    """Heading path over the chunk's first body text, plus the numbered item(s) it covers."""
+    first = max(0, bisect.bisect_right([b.start for b in blocks], start) - 1)
+    covered = [b for b in blocks[first:] if b.start < end]
+    anchor = next((max(start, b.start) for b in covered if not b.is_heading), start)
     path: list[Heading] = []
     for heading in headings:
-        if heading.start > start:
+        if heading.start > anchor:
             break
         while path and path[-1].level >= heading.level:
             path.pop()
         path.append(heading)
-    first = max(0, bisect.bisect_right([b.start for b in blocks], start) - 1)
-    items = [b.item for b in blocks[first:] if b.start < end and b.item is not None]
+    items = [b.item for b in covered if b.item is not None]
     parts = [" ".join(h.title.split()) for h in path]
     if items:
         parts.append(f"item {items[0]}" if len(items) == 1 else f"items {items[0]}–{items[-1]}")

@@ -118,7 +118,9 @@ def _print_report(report: BuildReport, corpus: Path, index_dir: Path) -> None:
     for outcome in report.outcomes:
         if outcome.status == "unchanged":
             continue
-        detail = f" ({outcome.chunks} chunks)" if outcome.chunks and outcome.status != "skipped" else ""
+        detail = (
+            f" ({outcome.chunks} chunks)" if outcome.chunks and outcome.status != "skipped" else ""
+        )
         reason = f" - {outcome.reason}" if outcome.reason else ""
         print(f"  {outcome.status:<9} {outcome.source}{detail}{reason}", file=out)
     counts = ", ".join(f"{n} {name}" for name, n in report.counts().items())

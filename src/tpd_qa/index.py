@@ -140,6 +140,7 @@ class Index:
         self._dimension: int | None = embedder.dimension if embedder else None
         self._query_cache: dict[str, np.ndarray] = {}
         self._span_rows: dict[tuple[str, int, int], int] | None = None
+        self._chunker_record: dict[str, Any] = settings.chunker.to_dict()
 
     # ------------------------------------------------------------------ properties
 
@@ -257,7 +258,7 @@ class Index:
         """Why this index cannot be updated incrementally under ``settings`` ('' if it can)."""
         if canonical_model_name(settings.model) != self.model_name:
             return f"model changed ({self.model_name} → {canonical_model_name(settings.model)})"
-        if settings.chunker != self.settings.chunker:
+        if settings.chunker.to_dict() != self._chunker_record:
             return "chunker settings changed"
         return ""
 
@@ -293,7 +294,7 @@ class Index:
             paths = groups[sha]
             old = previous.get(sha)
             primary = self._primary(paths, old)
-            for path, source in paths:
+            for _, source in paths:
                 if source != primary[1]:
                     report.outcomes.append(
                         FileOutcome(source, "duplicate", f"same content as {primary[1]}")
@@ -363,7 +364,9 @@ class Index:
             if on_progress:
                 on_progress("scanning", done, len(candidates))
             if candidate.skip_reason:
-                report.outcomes.append(FileOutcome(candidate.source, "skipped", candidate.skip_reason))
+                report.outcomes.append(
+                    FileOutcome(candidate.source, "skipped", candidate.skip_reason)
+                )
                 continue
             try:
                 sha = content_hash(read_file(candidate.path))
@@ -377,9 +380,7 @@ class Index:
         return groups, order
 
     @staticmethod
-    def _primary(
-        paths: list[tuple[Path, str]], old: _StoredDocument | None
-    ) -> tuple[Path, str]:
+    def _primary(paths: list[tuple[Path, str]], old: _StoredDocument | None) -> tuple[Path, str]:
         """The path a group of identical files is indexed under: keep the previous one."""
         if old is not None:
             for path, source in paths:
@@ -590,7 +591,8 @@ class Index:
         """Write the index under ``directory`` atomically; returns the manifest path."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        generation = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        generation = f"gen-{stamp}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
         staging = directory / f".{generation}.partial"
         staging.mkdir()
         assert self._dense is not None and self._sparse is not None
@@ -684,7 +686,9 @@ class Index:
                 sparse=SparseSettings(**manifest["sparse"]),
             )
         except (TypeError, ValueError) as exc:
-            raise IndexMismatchError(f"index settings not understood ({exc}): run `tpd-qa index --full`") from exc
+            raise IndexMismatchError(
+                f"index settings not understood ({exc}): run `tpd-qa index --full`"
+            ) from exc
         index = cls(
             settings=settings,
             embedder=embedder,
@@ -692,6 +696,7 @@ class Index:
             embedder_factory=embedder_factory,
         )
         index._dimension = dimension
+        index._chunker_record = dict(manifest["chunker"])
         try:
             index._read(generation, manifest)
         except (KeyError, TypeError, ValueError, json.JSONDecodeError, OSError) as exc:
@@ -714,7 +719,14 @@ class Index:
             if not 0 <= start < end <= len(document.text):
                 raise ValueError(f"chunk span {start}-{end} outside its document")
             chunks.append(
-                Chunk(document.sha256, start, end, document.text[start:end], record["page"], record["section"])
+                Chunk(
+                    document.sha256,
+                    start,
+                    end,
+                    document.text[start:end],
+                    record["page"],
+                    record["section"],
+                )
             )
             row_doc.append(doc_number)
         vectors = np.load(generation / "vectors.npy", allow_pickle=False)
@@ -738,7 +750,9 @@ class Index:
         else:
             dense = DenseIndex.build(self._vectors, kind="flat")
         if dense.size != len(chunks):
-            raise IndexCorruptError("vector index size differs from chunk count: run `tpd-qa index --full`")
+            raise IndexCorruptError(
+                "vector index size differs from chunk count: run `tpd-qa index --full`"
+            )
         self._dense = dense
         self._span_rows = None
         self._sparse = SparseIndex.load(generation / "sparse", self.settings.sparse, len(chunks))
@@ -767,7 +781,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     required = ("generation", "model", "chunker", "sparse", "dense", "counts", "files", "documents")
     missing = [key for key in required if key not in manifest]
     if missing or not str(manifest.get("generation", "")).startswith("gen-"):
-        raise IndexCorruptError(f"{path} lacks {', '.join(missing) or 'generation'}: run `tpd-qa index --full`")
+        raise IndexCorruptError(
+            f"{path} lacks {', '.join(missing) or 'generation'}: run `tpd-qa index --full`"
+        )
     return manifest
 
 
@@ -866,7 +882,10 @@ def _file_digest(path: Path) -> str:
 
 def _checksums(root: Path) -> dict[str, Any]:
     return {
-        path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": _file_digest(path)}
+        path.relative_to(root).as_posix(): {
+            "bytes": path.stat().st_size,
+            "sha256": _file_digest(path),
+        }
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
@@ -874,7 +893,9 @@ def _checksums(root: Path) -> dict[str, Any]:
 
 def _verify_files(generation: Path, files: dict[str, Any]) -> None:
     if not generation.is_dir():
-        raise IndexCorruptError(f"index data folder {generation.name} is missing: run `tpd-qa index --full`")
+        raise IndexCorruptError(
+            f"index data folder {generation.name} is missing: run `tpd-qa index --full`"
+        )
     for name, expected in files.items():
         path = generation / name
         if not path.is_file():
@@ -918,7 +939,9 @@ def _remove_stale(directory: Path, *, keep: str) -> None:
     for path in directory.iterdir():
         name = path.name
         stale_generation = name.startswith("gen-") and name != keep
-        temporary = name.startswith(".gen-") or (name.startswith(".manifest.json.") and name.endswith(".tmp"))
+        temporary = name.startswith(".gen-") or (
+            name.startswith(".manifest.json.") and name.endswith(".tmp")
+        )
         if stale_generation or temporary:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
