@@ -46,3 +46,55 @@ def corpus(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return folder
+
+
+class CountingEmbedder:
+    """Wraps an embedder and records the texts of every ``embed_batch`` call."""
+
+    def __init__(self, inner: HashEmbedder | None = None) -> None:
+        self.inner = inner or HashEmbedder(64)
+        self.name = self.inner.name
+        self.dimension = self.inner.dimension
+        self.max_tokens = self.inner.max_tokens
+        self.batches: list[list[str]] = []
+
+    def embed_batch(self, texts):  # type: ignore[no-untyped-def]
+        self.batches.append(list(texts))
+        return self.inner.embed_batch(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    @property
+    def embedded(self) -> int:
+        """Texts embedded so far (queries included)."""
+        return sum(len(batch) for batch in self.batches)
+
+    def reset(self) -> None:
+        self.batches.clear()
+
+
+@pytest.fixture
+def counting_embedder() -> CountingEmbedder:
+    return CountingEmbedder()
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """Write a PDF with one page per string (lines wrapped at about 90 characters)."""
+    import textwrap
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setTitle(path.stem.replace("-", " ").title())
+    for page in pages:
+        y = 800
+        for paragraph in page.split("\n\n"):
+            for line in textwrap.wrap(paragraph, 90):
+                pdf.drawString(50, y, line)
+                y -= 14
+            y -= 10
+        pdf.showPage()
+    pdf.save()
+    return path

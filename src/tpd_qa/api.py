@@ -10,7 +10,14 @@ from pathlib import Path
 
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from tpd_qa.index import Index, IndexSettings, ProgressCallback, index_lock, read_manifest
+from tpd_qa.index import (
+    Index,
+    IndexSettings,
+    ProgressCallback,
+    index_lock,
+    read_manifest,
+    remove_debris,
+)
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+_LOAD_ATTEMPTS = 5  # a rebuild may replace the index while it is being loaded
 _indexes: dict[Path, tuple[tuple[int, int, str], Index]] = {}
 _embedders: dict[str, Embedder] = {}
 
@@ -71,13 +79,23 @@ def load_index(index_dir: str | Path | None = None, *, model: str | None = None)
     key = directory.resolve()
     model = model or configured_model()
     with _lock:
-        stamp = _stamp(directory)
-        cached = _indexes.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        index = Index.load(directory, model=model, embedder_factory=shared_embedder)
-        _indexes[key] = (stamp, index)
-        return index
+        for attempt in range(_LOAD_ATTEMPTS):
+            stamp = _stamp(directory)
+            cached = _indexes.get(key)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            try:
+                index = Index.load(directory, model=model, embedder_factory=shared_embedder)
+            except IndexCorruptError:
+                # A rebuild that commits while we read deletes the generation we were
+                # reading: that is not damage. Read the new manifest and try again.
+                if attempt + 1 < _LOAD_ATTEMPTS and _stamp(directory) != stamp:
+                    log.info("index %s was replaced while loading; reloading", directory)
+                    continue
+                raise
+            _indexes[key] = (stamp, index)
+            return index
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def retrieve(
@@ -147,6 +165,8 @@ def build_index(
             )
             if _fingerprint(previous) != before:
                 previous.save(directory)
+            else:
+                remove_debris(directory)
         return report
 
 

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tpd_qa import api
 from tpd_qa.errors import TpdQaError
@@ -37,8 +38,15 @@ def _positive_int(value: str) -> int:
     return number
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``tpd-qa: error: ...``, exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"tpd-qa: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tpd-qa",
         description="Ask questions of a document collection; get cited passages back.",
         epilog="Exit status: 0 ok, 1 error, 2 usage, 3 indexed but some files were skipped.",

@@ -42,7 +42,7 @@ from tpd_qa.errors import (
     IngestError,
     QueryError,
 )
-from tpd_qa.fusion import reciprocal_rank_fusion, weighted_fusion
+from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
 from tpd_qa.ingest import content_hash, discover, parse, read_file
 from tpd_qa.records import (
     BuildReport,
@@ -55,7 +55,15 @@ from tpd_qa.records import (
 )
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
-__all__ = ["FORMAT_VERSION", "MODES", "Index", "IndexSettings", "SearchSettings", "index_lock"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MODES",
+    "Index",
+    "IndexSettings",
+    "SearchSettings",
+    "index_lock",
+    "remove_debris",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +88,19 @@ class IndexSettings:
 
 @dataclass(frozen=True, slots=True)
 class SearchSettings:
-    """Query-time knobs: candidate depth and how dense and keyword rankings are fused."""
+    """Query-time knobs: candidate depth and how dense and keyword rankings are fused.
+
+    ``fusion`` is ``convex`` (cosine and top-scaled BM25, weighted; the default, tuned on
+    SciFact train: bench/tune_fusion.py), ``rrf`` (reciprocal rank fusion with ``rrf_k``)
+    or ``weighted`` (min-max scaled scores). The weights apply to whichever is chosen:
+    set them equal for plain RRF.
+    """
 
     candidates: int = 100
-    fusion: str = "rrf"
+    fusion: str = "convex"
     rrf_k: float = 60.0
-    dense_weight: float = 1.0
-    sparse_weight: float = 1.0
+    dense_weight: float = 0.8
+    sparse_weight: float = 0.2
 
 
 @dataclass(slots=True)
@@ -96,6 +110,20 @@ class _StoredDocument:
     chunks: int
     indexed_at: str
     aliases: list[str] = field(default_factory=list)
+
+
+def _displayable(source: str) -> str:
+    """``source`` with undecodable file-name bytes shown as ``\\xNN`` escapes.
+
+    A file name that is not valid UTF-8 reaches Python with lone surrogates, which
+    cannot be written to the index files, printed or sent to a browser.
+    """
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = source.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
+    return source
 
 
 def _now() -> str:
@@ -290,6 +318,7 @@ class Index:
         kept: list[_StoredDocument] = []
         pending: list[tuple[_StoredDocument, list[Chunk]]] = []
         chunker: Chunker | None = None
+        moved: set[str] = set()  # old names of renamed documents: not "removed"
         for sha in order:
             paths = groups[sha]
             old = previous.get(sha)
@@ -303,6 +332,8 @@ class Index:
             if old is not None:
                 status = "unchanged" if source == old.document.source else "renamed"
                 reason = "" if status == "unchanged" else f"was {old.document.source}"
+                if status == "renamed":
+                    moved.add(old.document.source)
                 document = replace(old.document, source=source)
                 stored = _StoredDocument(document, 0, old.chunks, old.indexed_at)
                 stored.aliases = [s for _, s in paths if s != source]
@@ -326,7 +357,7 @@ class Index:
             pending.append((stored, chunks))
 
         present = {d.document.source for d in kept} | {s.document.source for s, _ in pending}
-        present |= {o.source for o in report.outcomes}
+        present |= {o.source for o in report.outcomes} | moved
         for source in sorted(previous_sources):
             if source not in present:
                 report.outcomes.append(FileOutcome(source, "removed"))
@@ -363,20 +394,19 @@ class Index:
         for done, candidate in enumerate(candidates, start=1):
             if on_progress:
                 on_progress("scanning", done, len(candidates))
+            source = _displayable(candidate.source)
             if candidate.skip_reason:
-                report.outcomes.append(
-                    FileOutcome(candidate.source, "skipped", candidate.skip_reason)
-                )
+                report.outcomes.append(FileOutcome(source, "skipped", candidate.skip_reason))
                 continue
             try:
                 sha = content_hash(read_file(candidate.path))
             except IngestError as exc:
-                report.outcomes.append(FileOutcome(candidate.source, "skipped", exc.reason))
+                report.outcomes.append(FileOutcome(source, "skipped", exc.reason))
                 continue
             if sha not in groups:
                 groups[sha] = []
                 order.append(sha)
-            groups[sha].append((candidate.path, candidate.source))
+            groups[sha].append((candidate.path, source))
         return groups, order
 
     @staticmethod
@@ -404,12 +434,15 @@ class Index:
         embedder = self.embedder
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
         bar = _progress_bar(len(texts), progress)
+        # Longest first across the whole call, not per batch: batches of like lengths
+        # waste little compute on padding.
+        order = np.argsort([-len(text) for text in texts], kind="stable")
         for start in range(0, len(texts), _EMBED_BATCH):
-            batch = texts[start : start + _EMBED_BATCH]
-            out[start : start + len(batch)] = embedder.embed_batch(batch)
-            bar.update(len(batch))
+            rows = order[start : start + _EMBED_BATCH]
+            out[rows] = embedder.embed_batch([texts[row] for row in rows])
+            bar.update(len(rows))
             if on_progress:
-                on_progress("embedding", start + len(batch), len(texts))
+                on_progress("embedding", start + len(rows), len(texts))
         bar.close()
         self._dimension = embedder.dimension
         return out
@@ -506,7 +539,9 @@ class Index:
             return list(zip(ids.tolist(), scores.tolist(), strict=True))
         settings = self.search_settings
         weights = {"dense": settings.dense_weight, "bm25": settings.sparse_weight}
-        if settings.fusion == "weighted":
+        if settings.fusion == "convex":
+            fused = convex_fusion(scored, weights)
+        elif settings.fusion == "weighted":
             fused = weighted_fusion(scored, weights)
         else:
             fused = reciprocal_rank_fusion(
@@ -699,10 +734,16 @@ class Index:
         index._chunker_record = dict(manifest["chunker"])
         try:
             index._read(generation, manifest)
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError, OSError) as exc:
+        except (KeyError, TypeError, ValueError, EOFError, OSError) as exc:
             raise IndexCorruptError(
                 f"index at {directory} is damaged ({type(exc).__name__}: {exc}): "
                 "run `tpd-qa index --full`"
+            ) from exc
+        except IndexCorruptError as exc:  # from the dense or keyword index: say what to run
+            if "tpd-qa index" in str(exc):
+                raise
+            raise IndexCorruptError(
+                f"index at {directory} is damaged ({exc}): run `tpd-qa index --full`"
             ) from exc
         return index
 
@@ -714,6 +755,8 @@ class Index:
         row_doc: list[int] = []
         for record in _read_jsonl(generation / "chunks.jsonl"):
             doc_number = int(record["doc"])
+            if not 0 <= doc_number < len(docs):  # a negative row would pick a wrong document
+                raise ValueError(f"chunk refers to document row {doc_number} of {len(docs)}")
             document = docs[doc_number].document
             start, end = int(record["start"]), int(record["end"])
             if not 0 <= start < end <= len(document.text):
@@ -784,6 +827,16 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise IndexCorruptError(
             f"{path} lacks {', '.join(missing) or 'generation'}: run `tpd-qa index --full`"
         )
+    sections = ("model", "chunker", "sparse", "dense", "counts", "files")
+    model = manifest["model"]
+    if (
+        not all(isinstance(manifest[key], dict) for key in sections)
+        or not isinstance(model.get("name"), str)
+        or type(model.get("dimension")) is not int
+        or not isinstance(manifest["generation"], str)
+        or Path(manifest["generation"]).name != manifest["generation"]
+    ):
+        raise IndexCorruptError(f"{path} is malformed: run `tpd-qa index --full`")
     return manifest
 
 
@@ -932,6 +985,20 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def remove_debris(directory: Path) -> None:
+    """Delete what an interrupted save left behind (call it holding the rebuild lock).
+
+    ``save`` cleans up after itself, but a rebuild killed between replacing the manifest
+    and deleting the old generation (or killed while staging) leaves folders that the
+    next rebuild would keep forever when it finds nothing to save.
+    """
+    try:
+        keep = str(read_manifest(directory)["generation"])
+    except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
+        return
+    _remove_stale(Path(directory), keep=keep)
 
 
 def _remove_stale(directory: Path, *, keep: str) -> None:

@@ -1136,8 +1136,43 @@ def _html_parser(markup: str) -> Any:
         return HTMLParser(markup)
 
 
+# The HTML parser's time grows with the square of the nesting depth (200,000 nested
+# <div>s take about a minute), so pathological nesting is refused before parsing.
+HTML_MAX_DEPTH: int = 15_000
+_HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)")
+# Void elements and elements whose end tag may be omitted never build up depth.
+_HTML_FLAT = frozenset(
+    {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+        "source", "track", "wbr", "param", "keygen", "html", "head", "body", "p", "li",
+        "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot",
+        "colgroup", "caption", "rb", "rt", "rp", "rtc",
+    }
+)  # fmt: skip
+
+
+def _check_html_depth(markup: str) -> None:
+    """Refuse markup nested deeper than HTML_MAX_DEPTH (an upper estimate, in linear time)."""
+    open_tags: dict[str, int] = {}
+    depth = 0
+    for match in _HTML_TAG.finditer(markup):
+        name = match.group(2).lower()
+        if name in _HTML_FLAT:
+            continue
+        if match.group(1):
+            if open_tags.get(name):
+                open_tags[name] -= 1
+                depth -= 1
+            continue
+        open_tags[name] = open_tags.get(name, 0) + 1
+        depth += 1
+        if depth > HTML_MAX_DEPTH:
+            raise IngestError(f"HTML nested too deeply (more than {HTML_MAX_DEPTH:,} levels)")
+
+
 def _parse_html(data: bytes, source: str) -> _Parsed:
     markup = _normalize(_decode_text(data, _declared_charset(data)))
+    _check_html_depth(markup)
     tree = _html_parser(markup)
     walker = _HtmlWalker()
     attempts = [(sel, _HTML_DROP) for sel in ("main", "article", "body")]

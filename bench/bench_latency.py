@@ -1,0 +1,196 @@
+"""Query latency (p50/p95/p99, in-process ``Index.search``), dense recall and memory by size.
+
+    .venv/bin/python bench/bench_latency.py [--sizes 1000,10000,100000,1000000]
+
+Sizes up to the SciFact chunk count (16,858) use real chunks and their real vectors;
+larger sizes replicate SciFact's chunks as extra documents whose vectors are the real
+ones plus Gaussian noise (cosine ~0.89 to the original), i.e. clustered synthetic vectors
+with a real-embedding layout (uniform random vectors would be a worst case for graph
+indexes). Queries are real SciFact queries embedded by the bundled model in the timed
+call (each query text is asked once, so the query cache never helps); the timed call is
+the whole hybrid search: query embedding, FAISS, BM25, fusion and passage assembly.
+Dense recall@10 of the automatically chosen FAISS index is measured against exact search
+over the same vectors. Writes bench/results/latency.json and latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, SCIFACT, CachedEmbedder, machine, percentiles, write_results
+
+from tpd_qa.dense import HNSW_THRESHOLD, DenseIndex
+from tpd_qa.embedding import make_embedder
+from tpd_qa.evaluation import load_beir
+from tpd_qa.index import Index
+
+NOISE = 0.5
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scaled_index(base: Index, size: int, embedder: Any) -> Index:
+    """An index of ``size`` chunks: real ones first, then noisy replicas (see module doc)."""
+    index = Index(settings=base.settings, embedder=embedder)
+    rng = np.random.default_rng(size)
+    docs, chunks, parts = [], [], []
+    rows = 0
+    copy = 0
+    while rows < size:
+        for stored in base._docs:
+            if rows >= size:
+                break
+            take = min(stored.chunks, size - rows)
+            document = stored.document
+            if copy:
+                document = replace(document, source=f"{document.source}~{copy}")
+            docs.append(replace(stored, document=document, first_row=rows, chunks=take))
+            first = stored.first_row
+            chunks.extend(base._chunks[first : first + take])
+            vectors = base._vectors[first : first + take]
+            if copy:
+                vectors = vectors + rng.normal(0, NOISE / np.sqrt(vectors.shape[1]), vectors.shape)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            parts.append(vectors.astype(np.float32))
+            rows += take
+        copy += 1
+    index._docs, index._chunks = docs, chunks
+    index._vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    index._dimension = index._vectors.shape[1]
+    index._rebuild_search()
+    return index
+
+
+def dense_recall(index: Index, queries: np.ndarray, k: int = 10) -> float:
+    """Recall@k of the index's FAISS search against exact inner-product search."""
+    assert index._dense is not None
+    if index._dense.kind == "flat":
+        return 1.0
+    exact = DenseIndex.build(index._vectors, kind="flat")
+    hits = 0
+    for vector in queries:
+        truth = set(exact.search(vector, k)[1].tolist())
+        hits += len(truth & set(index._dense.search(vector, k)[1].tolist()))
+    return hits / (k * len(queries))
+
+
+def component_bytes(index: Index) -> dict[str, int]:
+    import faiss
+
+    assert index._dense is not None and index._sparse is not None
+    dense = 0 if index._dense.kind == "flat" else len(faiss.serialize_index(index._dense._index))
+    if index._dense.kind == "flat":
+        dense = index._vectors.nbytes  # IndexFlatIP holds its own float32 copy
+    scores = index._sparse._retriever.scores
+    sparse = sum(v.nbytes for v in scores.values() if isinstance(v, np.ndarray))
+    return {"vectors": index._vectors.nbytes, "faiss": dense, "bm25": sparse}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    dataset = load_beir(SCIFACT, "train")
+    test = load_beir(SCIFACT, "test")
+    real = make_embedder("default")
+    cache = CachedEmbedder(real, RESULTS / "cache" / f"scifact-minilm-{real.precision}.npz")
+    base = Index.from_documents(dataset.documents, embedder=cache)
+    cache.save()
+    texts = list({**test.queries, **dataset.queries}.values())
+    recall_queries = cache.embed_batch(texts[:200])
+    print(f"base: {base.chunk_count} real chunks ({cache.misses} embedded now)", file=sys.stderr)
+
+    results: list[dict[str, Any]] = []
+    used = 0
+    for size in sizes:
+        gc.collect()
+        before = _rss_mib()
+        started = time.perf_counter()
+        index = scaled_index(base, size, real)
+        build_s = time.perf_counter() - started
+        grown = _rss_mib() - before
+        assert index._dense is not None
+        row: dict[str, Any] = {
+            "chunks": index.chunk_count,
+            "vectors": "real" if size <= base.chunk_count else "real + noisy replicas",
+            "dense_index": index._dense.kind,
+            "build_s": round(build_s, 1),
+            "rss_growth_mib": round(grown, 1),
+        }
+        parts = component_bytes(index)
+        row["bytes_per_chunk"] = {k: round(v / index.chunk_count, 1) for k, v in parts.items()}
+        row["bytes_per_chunk"]["rss"] = round(grown * 2**20 / index.chunk_count, 1)
+        row["dense_recall@10"] = round(dense_recall(index, recall_queries), 4)
+        for mode in ("hybrid", "dense", "bm25"):
+            latencies = []
+            count = args.queries if mode == "hybrid" else args.queries // 3
+            for text in texts[used : used + count]:
+                started = time.perf_counter()
+                index.search(text, 5, mode=mode)
+                latencies.append(time.perf_counter() - started)
+            used = (used + count) % (len(texts) - args.queries)
+            row[mode] = percentiles(latencies)
+        print(
+            f"{size:>8} chunks [{row['dense_index']}]: hybrid p50 {row['hybrid']['p50_ms']} ms "
+            f"p99 {row['hybrid']['p99_ms']} ms; recall@10 {row['dense_recall@10']}; "
+            f"{row['bytes_per_chunk']}",
+            file=sys.stderr,
+        )
+        results.append(row)
+        del index
+    write_results("latency", {"hnsw_threshold": HNSW_THRESHOLD, "noise": NOISE, "sizes": results})
+    _plot(results)
+    print(f"\nmachine: {machine()['cpu']}, {machine()['cores']} cores")
+    print(
+        f"{'chunks':>9} {'index':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'recall@10':>9} "
+        f"{'B/chunk':>8}"
+    )
+    for row in results:
+        hybrid = row["hybrid"]
+        memory = sum(v for k, v in row["bytes_per_chunk"].items() if k != "rss")
+        print(
+            f"{row['chunks']:>9} {row['dense_index']:>6} {hybrid['p50_ms']:>7.1f} "
+            f"{hybrid['p95_ms']:>7.1f} {hybrid['p99_ms']:>7.1f} {row['dense_recall@10']:>9.3f} "
+            f"{memory:>8.0f}"
+        )
+    return 0
+
+
+def _plot(results: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.8))
+    sizes = [r["chunks"] for r in results]
+    for key, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^:")):
+        axis.plot(sizes, [r["hybrid"][key] for r in results], style, label=f"hybrid {key[:3]}")
+    axis.plot(sizes, [r["dense"]["p50_ms"] for r in results], "o-", alpha=0.5, label="dense p50")
+    axis.plot(sizes, [r["bm25"]["p50_ms"] for r in results], "o-", alpha=0.5, label="bm25 p50")
+    axis.set_xscale("log")
+    axis.set_xlabel("chunks in the index")
+    axis.set_ylabel("ms per query (in-process)")
+    axis.set_title("Query latency vs corpus size")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "latency.png", dpi=120)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

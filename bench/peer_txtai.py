@@ -1,0 +1,74 @@
+"""The txtai peer: run by bench_quality.py inside the benchmark venv (bench/setup_peers.sh).
+
+    /work/bench-venv/bin/python bench/peer_txtai.py SPEC.json OUT.json
+
+txtai 9 ``Embeddings(path=<bundled all-MiniLM-L6-v2>, content=True, hybrid=True)``:
+dense vectors plus its BM25 index, fused by txtai itself. SciFact abstracts are indexed
+one record per document (title + abstract), the way BEIR runs usually do; the
+memorandum is indexed one record per paragraph (what txtai's Textractor gives with
+``paragraphs=True``). Does not import tpd_qa.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _embeddings(model: str):
+    from txtai import Embeddings
+
+    return Embeddings(path=model, content=True, hybrid=True)
+
+
+def main() -> int:
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    from importlib.metadata import version
+
+    out: dict = {"txtai": version("txtai")}
+    cache = Path(spec["cache"])
+    started = time.perf_counter()
+    embeddings = _embeddings(spec["model"])
+    if (cache / "config.json").is_file() or (cache / "config").is_file():
+        embeddings.load(str(cache))
+        out["scifact_index_s"] = None
+    else:
+        rows = []
+        with open(Path(spec["scifact"]) / "corpus.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                rows.append((record["_id"], f"{record['title']} {record['text']}".strip(), None))
+        embeddings.index(rows)
+        embeddings.save(str(cache))
+        out["scifact_index_s"] = round(time.perf_counter() - started, 1)
+    queries = spec["queries"]
+    ids = list(queries)
+    results = embeddings.batchsearch([queries[q] for q in ids], limit=100)
+    out["scifact"] = {
+        qid: {str(r["id"]): float(r["score"]) for r in found}
+        for qid, found in zip(ids, results, strict=True)
+    }
+
+    memo = spec["memorandum"]
+    paragraphs = [p.strip() for p in memo["text"].split("\n") if p.strip()]
+    small = _embeddings(spec["model"])
+    small.index([(f"p{n}", text, None) for n, text in enumerate(paragraphs)])
+    questions = memo["questions"]
+    qids = list(questions)
+    found = small.batchsearch([questions[q] for q in qids], limit=10)
+    out["memorandum"] = {
+        qid: [[memo["source"], r["text"]] for r in hits]
+        for qid, hits in zip(qids, found, strict=True)
+    }
+    Path(sys.argv[2]).write_text(json.dumps(out), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

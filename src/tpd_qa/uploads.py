@@ -1,0 +1,240 @@
+"""Validate and store files uploaded through the web UI (no Gradio here).
+
+An upload is accepted only when its name is usable after sanitising, its suffix is a
+supported format, its bytes really are that format (magic bytes, then a full parse),
+it is within the size limit and its content is not already in the corpus. Accepted
+files are written next to the corpus's other files under a name that never replaces
+an existing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import threading
+import unicodedata
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tpd_qa.errors import IngestError, UploadError
+from tpd_qa.ingest import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, content_hash, parse
+
+__all__ = [
+    "UPLOAD_MAX_BYTES",
+    "MAX_FILES_PER_UPLOAD",
+    "MAX_NAME_CHARS",
+    "StoredUpload",
+    "sanitize_filename",
+    "sniff",
+    "check_content",
+    "read_upload",
+    "store_upload",
+]
+
+#: Largest accepted upload (bytes); never more than the corpus reader's own limit.
+UPLOAD_MAX_BYTES: int = min(DEFAULT_MAX_BYTES, 25 * 1024 * 1024)
+#: Most files accepted in one upload action.
+MAX_FILES_PER_UPLOAD: int = 20
+#: Longest file name stem kept (characters).
+MAX_NAME_CHARS: int = 100
+
+_TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
+_ALLOWED_PUNCTUATION = frozenset(" ._-()[]+,&'")
+_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+# Binary formats a text upload must not be (a renamed PDF, image, archive, program...).
+_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF"),
+    (b"PK\x03\x04", "a zip archive (DOCX, XLSX...)"),
+    (b"\x7fELF", "a program"),
+    (b"MZ", "a Windows program"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document"),
+)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """An accepted upload: the name it came with and where it was written."""
+
+    original: str
+    path: Path
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe file name for ``name``: no folders, no hidden name, a supported suffix.
+
+    Path components are dropped (``../../x.txt`` becomes ``x.txt``), control and
+    unusual characters become ``_``, leading dots and spaces are removed and long
+    stems are shortened. Raises :class:`UploadError` when nothing usable is left or
+    the suffix is not a supported document type.
+    """
+    base = re.split(r"[/\\]", str(name))[-1]
+    base = unicodedata.normalize("NFC", base)
+    cleaned = "".join(
+        ch
+        if (ch.isalnum() or ch in _ALLOWED_PUNCTUATION) and unicodedata.category(ch)[0] != "C"
+        else "_"
+        for ch in base
+    )
+    cleaned = re.sub(r"\s+", " ", cleaned)
+    cleaned = re.sub(r"_{2,}", "_", cleaned).strip(" ._-")
+    suffix = PurePosixPath(cleaned).suffix.lower()
+    stem = cleaned[: -len(suffix)] if suffix else cleaned
+    stem = stem.strip(" ._-")
+    if suffix not in SUPPORTED_SUFFIXES:
+        label = suffix or "(no extension)"
+        allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise UploadError(f"unsupported file type {label} (allowed: {allowed})")
+    if not stem:
+        raise UploadError("the file name has no usable characters")
+    if stem.lower() in _RESERVED:
+        stem = f"file-{stem}"
+    if len(stem) > MAX_NAME_CHARS:
+        stem = stem[:MAX_NAME_CHARS].rstrip(" ._-")
+    return f"{stem}{suffix}"
+
+
+def sniff(data: bytes) -> str:
+    """What the bytes look like: ``pdf``, ``docx``, ``zip``, ``binary:<what>`` or ``text``."""
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return "binary:a damaged zip archive"
+        return "docx" if "word/document.xml" in names else "zip"
+    for magic, what in _BINARY_MAGIC:
+        if data.startswith(magic):
+            return f"binary:{what}"
+    if not data.startswith(_BOMS[1:]) and b"\x00" in data[:8192]:
+        return "binary:binary data"
+    return "text"
+
+
+def check_content(data: bytes, name: str, *, max_bytes: int = UPLOAD_MAX_BYTES) -> None:
+    """Refuse ``data`` unless it is a non-empty, indexable file of the type ``name`` says."""
+    if len(data) > max_bytes:
+        raise UploadError(f"too large ({_mib(len(data))}; the limit is {_mib(max_bytes)})")
+    if not data.strip():
+        raise UploadError("empty file")
+    suffix = PurePosixPath(name).suffix.lower()
+    kind = sniff(data)
+    if suffix == ".pdf" and kind != "pdf":
+        raise UploadError("not a PDF: the content does not start with %PDF-")
+    if suffix == ".docx" and kind != "docx":
+        found = "a zip without word/document.xml" if kind == "zip" else "not a zip"
+        raise UploadError(f"not a Word .docx document ({found})")
+    if suffix in _TEXT_SUFFIXES and kind != "text":
+        what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}.get(
+            kind, kind.removeprefix("binary:")
+        )
+        raise UploadError(f"the content is {what}, not {suffix[1:].upper()} text")
+    try:
+        document = parse(data, name)
+    except IngestError as exc:
+        raise UploadError(exc.reason) from exc
+    if not document.text.strip():
+        raise UploadError("no text found in the file")
+
+
+def read_upload(path: str | Path, *, max_bytes: int = UPLOAD_MAX_BYTES) -> bytes:
+    """Read an uploaded temporary file, never more than ``max_bytes + 1`` bytes."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise UploadError(f"cannot read the uploaded file ({exc.strerror or exc})") from exc
+    if len(data) > max_bytes:
+        size = os.path.getsize(path) if os.path.exists(path) else len(data)
+        raise UploadError(f"too large ({_mib(size)}; the limit is {_mib(max_bytes)})")
+    return data
+
+
+def _free_name(folder: Path, name: str, attempt: int) -> Path:
+    if attempt == 1:
+        return folder / name
+    suffix = PurePosixPath(name).suffix
+    return folder / f"{name[: -len(suffix)]}-{attempt}{suffix}"
+
+
+def store_upload(
+    corpus: str | Path,
+    original: str,
+    data: bytes,
+    *,
+    known: Mapping[str, str] | None = None,
+    max_bytes: int = UPLOAD_MAX_BYTES,
+) -> StoredUpload:
+    """Check ``data`` and write it into ``corpus`` under a sanitised, unused name.
+
+    ``known`` maps content hashes already in the corpus to their file names: an
+    identical upload is refused rather than stored twice. An existing file is never
+    replaced: the name gets ``-2``, ``-3``... instead. The file appears atomically
+    (written to a hidden temporary file, then hard-linked into place).
+    """
+    name = sanitize_filename(original)
+    check_content(data, name, max_bytes=max_bytes)
+    digest = content_hash(data)
+    if known and digest in known:
+        raise UploadError(f"the same content is already in the corpus as {known[digest]}")
+    folder = Path(corpus)
+    if not folder.is_dir():
+        raise UploadError(f"the corpus folder {folder} does not exist")
+    temporary = folder / f".upload-{os.getpid()}-{threading.get_ident()}-{digest[:12]}.tmp"
+    created = False
+    try:
+        with open(temporary, "xb") as handle:
+            created = True
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for attempt in range(1, 1000):
+            target = _free_name(folder, name, attempt)
+            try:
+                _link_or_copy(temporary, target, data)
+            except FileExistsError:
+                continue
+            return StoredUpload(original=original, path=target, sha256=digest)
+        raise UploadError(f"too many files named like {name}")
+    except OSError as exc:
+        raise UploadError(f"cannot write to the corpus folder ({exc.strerror or exc})") from exc
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+
+
+def _link_or_copy(temporary: Path, target: Path, data: bytes) -> None:
+    """Make ``target`` appear with ``data``; FileExistsError if it exists (never replaced)."""
+    try:
+        os.link(temporary, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system: exclusive create instead
+        pass
+    with open(target, "xb") as handle:
+        handle.write(data)
