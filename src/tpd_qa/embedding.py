@@ -89,6 +89,9 @@ class SentenceTransformerEmbedder:
 
     ``precision`` is ``"auto"`` (bfloat16 where the CPU supports it natively, else
     float32), ``"float32"`` or ``"bfloat16"``. Vectors are always returned as float32.
+    ``batch_size`` 16 measured fastest on CPU (bench/bench_embedding.py: 16 beat 64 by
+    ~25% in bfloat16, as small batches' activations stay in cache); callers that pass
+    length-sorted texts, as the index does, also waste little on padding.
     """
 
     def __init__(
@@ -96,7 +99,7 @@ class SentenceTransformerEmbedder:
         model: str | None = None,
         *,
         precision: str = "auto",
-        batch_size: int = 64,
+        batch_size: int = 16,
         device: str = "cpu",
     ) -> None:
         if precision not in {"auto", "float32", "bfloat16"}:

@@ -169,6 +169,7 @@ class Index:
         self._query_cache: dict[str, np.ndarray] = {}
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._chunker_record: dict[str, Any] = settings.chunker.to_dict()
+        self._sparse_record: dict[str, Any] = settings.sparse.to_dict()
 
     # ------------------------------------------------------------------ properties
 
@@ -288,6 +289,8 @@ class Index:
             return f"model changed ({self.model_name} → {canonical_model_name(settings.model)})"
         if settings.chunker.to_dict() != self._chunker_record:
             return "chunker settings changed"
+        if settings.sparse.to_dict() != self._sparse_record:
+            return "keyword index settings changed"
         return ""
 
     def update(
@@ -732,6 +735,7 @@ class Index:
         )
         index._dimension = dimension
         index._chunker_record = dict(manifest["chunker"])
+        index._sparse_record = dict(manifest["sparse"])
         try:
             index._read(generation, manifest)
         except (KeyError, TypeError, ValueError, EOFError, OSError) as exc:

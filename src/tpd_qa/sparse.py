@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ class SparseSettings:
     b: float = 0.75
     stemmer: str | None = "english"
     stopwords: str | None = "en"
+    cjk_bigrams: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +45,8 @@ class SparseIndex:
     def analyse(self, texts: Sequence[str]) -> list[list[str]]:
         """Tokens as the index sees them (lower-cased, stop words removed, stemmed)."""
         bm25s = _bm25s()
+        if self.settings.cjk_bigrams:
+            texts = [_CJK_RUN.sub(_bigrams, text) for text in texts]
         return bm25s.tokenize(
             list(texts),
             stopwords=self.settings.stopwords,
@@ -110,6 +114,16 @@ class SparseIndex:
         if stored != max(size, 1):
             raise IndexCorruptError(f"keyword index has {stored} rows, expected {size}")
         return cls(retriever, settings, size)
+
+
+# Han, Hiragana, Katakana and Hangul are written without spaces between words: index
+# overlapping character pairs so that any word of two or more characters can match.
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]{2,}")
+
+
+def _bigrams(match: re.Match[str]) -> str:
+    run = match.group()
+    return " " + " ".join(run[i : i + 2] for i in range(len(run) - 1)) + " "
 
 
 def _bm25s() -> Any:
