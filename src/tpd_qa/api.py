@@ -11,6 +11,7 @@ from pathlib import Path
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from tpd_qa.index import (
+    MAX_QUESTION_CHARS,
     Index,
     IndexSettings,
     ProgressCallback,
@@ -21,6 +22,7 @@ from tpd_qa.index import (
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
 __all__ = [
+    "MAX_QUESTION_CHARS",
     "retrieve",
     "build_index",
     "load_index",

@@ -39,8 +39,6 @@ from tpd_qa.errors import (
     TpdQaError,
     UploadError,
 )
-from tpd_qa.index import MAX_QUESTION_CHARS
-from tpd_qa.ingest import SUPPORTED_SUFFIXES
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
 if TYPE_CHECKING:
@@ -291,10 +289,10 @@ class WebApp:
     def _ask(
         self, question: str, k: float | int | None, mode: str, sources: Sequence[str] | str | None
     ) -> str:
-        # The search reads only the first MAX_QUESTION_CHARS; so do the highlighting
+        # The search reads only the first api.MAX_QUESTION_CHARS; so do the highlighting
         # helpers, whose cost grows with the number of distinct words (a 1 MB question
         # posted to /ask took over a minute).
-        question = question.strip()[:MAX_QUESTION_CHARS]
+        question = question.strip()[: api.MAX_QUESTION_CHARS]
         if not question:
             return views.render_state(
                 "hint", "Type a question first", f"For example: {EXAMPLE_QUESTIONS[0]}"
@@ -432,13 +430,7 @@ class WebApp:
         """Run the incremental rebuild (as ``tpd-qa index``), then switch to the new index."""
         with self._corpus_lock:
             try:
-                report = api.build_index(
-                    self.corpus_dir,
-                    self.index_dir,
-                    model=self.model,
-                    on_progress=on_progress,
-                    wait=REBUILD_LOCK_WAIT,
-                )
+                report = self._build(on_progress)
             except TpdQaError as exc:
                 return views.render_state("error", "The rebuild failed", str(exc))
             except Exception:
@@ -448,6 +440,15 @@ class WebApp:
                 )
             self.load()
             return views.render_report(report)
+
+    def _build(self, on_progress: Callable[[str, int, int], None] | None) -> BuildReport:
+        return api.build_index(
+            self.corpus_dir,
+            self.index_dir,
+            model=self.model,
+            on_progress=on_progress,
+            wait=REBUILD_LOCK_WAIT,
+        )
 
     def upload(
         self,
@@ -489,20 +490,14 @@ class WebApp:
             report = None
             if accepted:
                 try:
-                    report = api.build_index(
-                        self.corpus_dir,
-                        self.index_dir,
-                        model=self.model,
-                        on_progress=on_progress,
-                        wait=REBUILD_LOCK_WAIT,
-                    )
+                    report = self._build(on_progress)
                 except TpdQaError as exc:
                     refused.append(("(indexing)", f"stored, but the rebuild failed: {exc}"))
                 self.load()
             return views.render_upload(accepted, refused, report)
 
 
-_UPLOAD_HINT = "Supported: " + ", ".join(sorted(s[1:].upper() for s in SUPPORTED_SUFFIXES))
+_UPLOAD_HINT = "Supported: " + ", ".join(sorted(s[1:].upper() for s in uploads.SUPPORTED_SUFFIXES))
 
 
 def _clamp_k(k: float | int | None) -> int:
@@ -646,7 +641,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
                 if app.allow_upload:
                     files = gr.File(
                         file_count="multiple",
-                        file_types=sorted(SUPPORTED_SUFFIXES),
+                        file_types=sorted(uploads.SUPPORTED_SUFFIXES),
                         label=f"PDF, DOCX, HTML, Markdown or text · up to "
                         f"{uploads.UPLOAD_MAX_BYTES // (1024 * 1024)} MB each",
                         elem_id="tq-upload",
