@@ -3,14 +3,17 @@
     .venv/bin/python bench/bench_latency.py [--sizes 1000,10000,100000,1000000]
 
 Sizes up to the SciFact chunk count (16,858) use real chunks and their real vectors;
-larger sizes replicate SciFact's chunks as extra documents whose vectors are the real
-ones plus Gaussian noise (cosine ~0.89 to the original), i.e. clustered synthetic vectors
-with a real-embedding layout (uniform random vectors would be a worst case for graph
-indexes). Queries are real SciFact queries embedded by the bundled model in the timed
-call (each query text is asked once, so the query cache never helps); the timed call is
-the whole hybrid search: query embedding, FAISS, BM25, fusion and passage assembly.
-Dense recall@10 of the automatically chosen FAISS index is measured against exact search
-over the same vectors. Writes bench/results/latency.json and latency.png.
+larger sizes replicate SciFact's chunks as extra documents with synthetic vectors that
+keep the real embeddings' layout (uniform random vectors would be a worst case for graph
+indexes): ``--synthetic mix`` (default) gives each replica the normalised sum of its real
+vector, another random real vector and Gaussian noise; ``--synthetic copies`` gives it its
+real vector plus noise (cosine ~0.89), i.e. clumps of near-duplicates, a harder case.
+Queries are real SciFact queries embedded by the bundled model in the timed call (each
+query text is asked once, so the query cache never helps); the timed call is the whole
+hybrid search: query embedding, FAISS, BM25, fusion and passage assembly. Dense
+recall@10 of the automatically chosen FAISS index is measured against exact search over
+the same vectors. Writes bench/results/latency.json and latency.png (latency_copies.*
+with ``--synthetic copies``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,17 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def scaled_index(base: Index, size: int, embedder: Any) -> Index:
+def synthetic(
+    vectors: np.ndarray, pool: np.ndarray, rng: np.random.Generator, mix: bool
+) -> np.ndarray:
+    """Synthetic neighbours of real vectors: noisy copies, or mixed with a random other one."""
+    noisy = vectors + rng.normal(0, NOISE / np.sqrt(vectors.shape[1]), vectors.shape)
+    if mix:
+        noisy = noisy + pool[rng.integers(0, len(pool), len(vectors))]
+    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def scaled_index(base: Index, size: int, embedder: Any, mix: bool = True) -> Index:
     """An index of ``size`` chunks: real ones first, then noisy replicas (see module doc)."""
     index = Index(settings=base.settings, embedder=embedder)
     rng = np.random.default_rng(size)
@@ -61,8 +74,7 @@ def scaled_index(base: Index, size: int, embedder: Any) -> Index:
             chunks.extend(base._chunks[first : first + take])
             vectors = base._vectors[first : first + take]
             if copy:
-                vectors = vectors + rng.normal(0, NOISE / np.sqrt(vectors.shape[1]), vectors.shape)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = synthetic(vectors, base._vectors, rng, mix)
             parts.append(vectors.astype(np.float32))
             rows += take
         copy += 1
@@ -102,6 +114,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
+    parser.add_argument("--synthetic", choices=["mix", "copies"], default="mix")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     dataset = load_beir(SCIFACT, "train")
@@ -120,13 +133,13 @@ def main() -> int:
         gc.collect()
         before = _rss_mib()
         started = time.perf_counter()
-        index = scaled_index(base, size, real)
+        index = scaled_index(base, size, real, mix=args.synthetic == "mix")
         build_s = time.perf_counter() - started
         grown = _rss_mib() - before
         assert index._dense is not None
         row: dict[str, Any] = {
             "chunks": index.chunk_count,
-            "vectors": "real" if size <= base.chunk_count else "real + noisy replicas",
+            "vectors": "real" if size <= base.chunk_count else f"real + synthetic {args.synthetic}",
             "dense_index": index._dense.kind,
             "build_s": round(build_s, 1),
             "rss_growth_mib": round(grown, 1),
@@ -152,8 +165,17 @@ def main() -> int:
         )
         results.append(row)
         del index
-    write_results("latency", {"hnsw_threshold": HNSW_THRESHOLD, "noise": NOISE, "sizes": results})
-    _plot(results)
+    name = "latency" if args.synthetic == "mix" else f"latency_{args.synthetic}"
+    write_results(
+        name,
+        {
+            "hnsw_threshold": HNSW_THRESHOLD,
+            "synthetic": args.synthetic,
+            "noise": NOISE,
+            "sizes": results,
+        },
+    )
+    _plot(results, name)
     print(f"\nmachine: {machine()['cpu']}, {machine()['cores']} cores")
     print(
         f"{'chunks':>9} {'index':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'recall@10':>9} "
@@ -170,7 +192,7 @@ def main() -> int:
     return 0
 
 
-def _plot(results: list[dict[str, Any]]) -> None:
+def _plot(results: list[dict[str, Any]], name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,7 +211,7 @@ def _plot(results: list[dict[str, Any]]) -> None:
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(RESULTS / "latency.png", dpi=120)
+    figure.savefig(RESULTS / f"{name}.png", dpi=120)
 
 
 if __name__ == "__main__":
