@@ -53,8 +53,12 @@ def _write_beir(folder: Path) -> Path:
     with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for doc_id, title, text in docs:
             handle.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    queries = [("1", "fusion plasma magnets"), ("2", "moon water ice"), ("3", "undersea cables"),
-               ("4", "not judged in test")]
+    queries = [
+        ("1", "fusion plasma magnets"),
+        ("2", "moon water ice"),
+        ("3", "undersea cables"),
+        ("4", "not judged in test"),
+    ]
     with open(folder / "queries.jsonl", "w", encoding="utf-8") as handle:
         for qid, text in queries:
             handle.write(json.dumps({"_id": qid, "text": text}) + "\n")
@@ -157,8 +161,12 @@ def test_score_runs_matches_hand_computed_values() -> None:
 def test_qa_judgement_credits_only_the_first_matching_passage() -> None:
     items = [QaItem("q", "a.txt", "needle", id="1"), QaItem("r", "a.txt", "absent", id="2")]
     results = {
-        "1": [("b.txt", "needle", None), ("a.txt", "hay", None), ("a.txt", "a needle", None),
-              ("a.txt", "needle again", None)],
+        "1": [
+            ("b.txt", "needle", None),
+            ("a.txt", "hay", None),
+            ("a.txt", "a needle", None),
+            ("a.txt", "needle again", None),
+        ],
         "2": [],
     }
     qrels, run = qa_judgement(items, results)
@@ -201,10 +209,22 @@ def test_from_documents_rejects_duplicates(fake_embedder) -> None:
 def test_eval_command_on_a_qa_file(tmp_path: Path, corpus: Path, capsys) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text(
-        json.dumps({"question": "largest superconducting tokamak", "source": "notes.md",
-                    "evidence": "JT-60SA tokamak in Naka"}) + "\n"
-        + json.dumps({"question": "lithography tools and rare gases", "source": "sub/semis.txt",
-                      "evidence": "rare gases"}) + "\n",
+        json.dumps(
+            {
+                "question": "largest superconducting tokamak",
+                "source": "notes.md",
+                "evidence": "JT-60SA tokamak in Naka",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "question": "lithography tools and rare gases",
+                "source": "sub/semis.txt",
+                "evidence": "rare gases",
+            }
+        )
+        + "\n",
         encoding="utf-8",
     )
     status = main(["eval", str(qa), "--corpus", str(corpus), "--model", "hash", "--json"])
@@ -213,8 +233,9 @@ def test_eval_command_on_a_qa_file(tmp_path: Path, corpus: Path, capsys) -> None
     assert report["kind"] == "qa" and report["queries"] == 2
     assert set(report["results"]) == {"bm25", "dense", "hybrid"}
     assert report["results"]["bm25"]["hit@1"] == pytest.approx(1.0)
-    assert main(["eval", str(qa), "--corpus", str(corpus), "--model", "hash",
-                 "--modes", "bm25"]) == 0
+    assert (
+        main(["eval", str(qa), "--corpus", str(corpus), "--model", "hash", "--modes", "bm25"]) == 0
+    )
     assert "hit@1" in capsys.readouterr().out
 
 
@@ -300,5 +321,7 @@ def test_scifact_smoke_subset() -> None:
     subset = type(dataset)(dataset.name, documents, dataset.queries, dataset.qrels)
     results = evaluate_beir(index, subset, ["bm25", "dense", "hybrid"], ["ndcg@10", "recall@100"])
     assert results["hybrid"]["ndcg@10"] >= 0.70
-    assert results["hybrid"]["ndcg@10"] >= max(results["bm25"]["ndcg@10"],
-                                               results["dense"]["ndcg@10"]) - 0.02
+    assert (
+        results["hybrid"]["ndcg@10"]
+        >= max(results["bm25"]["ndcg@10"], results["dense"]["ndcg@10"]) - 0.02
+    )

@@ -457,7 +457,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     )
     print(format_table(report["results"]))
     if report.get("misses"):
-        print("\nQuestions whose right passage is not in the hybrid top 5:")
+        print(f"\nQuestions whose right passage is not ranked first ({report['misses_mode']}):")
         for miss in report["misses"]:
             print(f"  {miss['id']} (rank {miss['rank'] or '>10'}): {miss['question']}")
     return 0
@@ -527,7 +527,7 @@ def _eval_qa_command(args: argparse.Namespace, path: Path, modes: list[str]) -> 
     misses = [
         {"id": item.id, "question": item.question, "rank": ranks[chosen][item.id]}
         for item in items
-        if (ranks[chosen][item.id] or 99) > 5
+        if ranks[chosen][item.id] != 1
     ]
     return {
         "dataset": str(path),
@@ -537,5 +537,6 @@ def _eval_qa_command(args: argparse.Namespace, path: Path, modes: list[str]) -> 
         "chunks": index.chunk_count,
         "results": results,
         "ranks": ranks,
+        "misses_mode": chosen,
         "misses": misses,
     }
