@@ -15,7 +15,6 @@ the subprocess to refuse those paths. ``PERMISSION_MODE`` records which one ran.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -26,11 +25,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import docx
 import pytest
-from pypdf import PdfReader, PdfWriter
-from reportlab.pdfgen import canvas
 
+from documents import docx_bytes, encrypt_pdf, pdf_bytes, scanned_pdf_bytes
 from hardening_support import cli_env, token, write_text_corpus
 from tpd_qa import api
 from tpd_qa.index import Index
@@ -68,43 +65,6 @@ with open("/proc/self/status") as status:
 print(f"peak_rss_bytes={peak}", file=sys.stderr)
 sys.exit(code)
 """
-
-
-def _pdf(lines: list[str], *, encrypt: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer)
-    y = 750
-    for line in lines:
-        pdf.drawString(72, y, line)
-        y -= 20
-    pdf.showPage()
-    pdf.save()
-    if encrypt is None:
-        return buffer.getvalue()
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(buffer.getvalue())))
-    writer.encrypt(encrypt)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _scanned_pdf() -> bytes:
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer)
-    pdf.rect(100, 100, 300, 400, fill=1)
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
-
-
-def _docx(paragraphs: list[str]) -> bytes:
-    document = docx.Document()
-    document.add_heading("Hardening notes", level=1)
-    for text in paragraphs:
-        document.add_paragraph(text)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 def _zip_bomb(path: Path, megabytes: int = 256) -> None:
@@ -146,8 +106,10 @@ class Hostile:
         self._good("notes.md", f"# Notes\n\n{sentence.format(token(100))}\n".encode(), 100)
         html = f"<html><head><title>Page</title></head><body><p>{sentence.format(token(101))}"
         self._good("page.html", (html + "</p></body></html>").encode(), 101)
-        self._good("report.pdf", _pdf([sentence.format(token(102))]), 102)
-        self._good("memo.docx", _docx([sentence.format(token(103))]), 103)
+        self._good("report.pdf", pdf_bytes([[sentence.format(token(102))]]), 102)
+        self._good(
+            "memo.docx", docx_bytes([sentence.format(token(103))], heading="Hardening notes"), 103
+        )
         latin = f"Caf\xe9 r\xe9sum\xe9 na\xefve: {sentence.format(token(104))}\n"
         self._good("latin1.txt", latin.encode("cp1252"), 104)  # invalid UTF-8, still text
         japanese = f"日米技術繁栄協定は半導体の協力を強化します。{token(105)}\n"
@@ -186,8 +148,10 @@ class Hostile:
         for suffix in (".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"):
             self._bad(f"empty/zero{suffix}", b"", "empty")
         self._bad("empty/blank.txt", b" \n\t\n  \r\n", "empty")
-        self._bad("encrypted.pdf", _pdf(["Secret minutes"], encrypt="hunter2"), "encrypted")
-        self._bad("scanned.pdf", _scanned_pdf(), "no text layer")
+        self._bad(
+            "encrypted.pdf", encrypt_pdf(pdf_bytes([["Secret minutes"]]), "hunter2"), "encrypted"
+        )
+        self._bad("scanned.pdf", scanned_pdf_bytes(), "no text layer")
         _zip_bomb(self._bad("bomb.docx", None, "zip bomb"))
         with open(self._bad("huge.txt", b"", "too large"), "wb") as handle:
             handle.write(b"A huge text file.\n")  # 100 MB, sparse: cheap to make

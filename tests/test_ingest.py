@@ -17,9 +17,8 @@ import docx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pypdf import PdfReader, PdfWriter
-from reportlab.pdfgen import canvas
 
+from documents import encrypt_pdf, pdf_bytes, scanned_pdf_bytes
 from tpd_qa import ingest
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest import (
@@ -70,34 +69,11 @@ def reason_of(data: bytes, source: str) -> str:
     return info.value.reason
 
 
-def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    pdf = canvas.Canvas(buf)
-    if title is not None:
-        pdf.setTitle(title)
-    for lines in pages:
-        y = 750
-        for line in lines:
-            pdf.drawString(72, y, line)
-            y -= 20
-        pdf.showPage()
-    pdf.save()
-    return buf.getvalue()
-
-
 THREE_PAGES = [
     ["Technology Prosperity Deal", "The United States and Japan signed a memorandum."],
     ["2.2 Quantum cooperation", "Both sides will cooperate on quantum computing."],
     ["Final page about semiconductors."],
 ]
-
-
-def encrypt_pdf(data: bytes, user: str, owner: str | None = None) -> bytes:
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
-    writer.encrypt(user, owner)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def make_docx() -> bytes:
@@ -470,7 +446,7 @@ def test_markdown_title_fallbacks() -> None:
 
 
 def test_pdf_pages_headings_title() -> None:
-    doc = parse_ok(make_pdf(THREE_PAGES, title="TPD Memorandum"), "reports/tpd.pdf")
+    doc = parse_ok(pdf_bytes(THREE_PAGES, title="TPD Memorandum"), "reports/tpd.pdf")
     assert doc.kind == "pdf"
     assert doc.title == "TPD Memorandum"
     assert doc.pages == 3
@@ -487,20 +463,20 @@ def test_pdf_pages_headings_title() -> None:
 
 def test_pdf_empty_page_keeps_page_numbers() -> None:
     pages = [["First page text."], [], ["Third page text."]]
-    doc = parse_ok(make_pdf(pages), "gap.pdf")
+    doc = parse_ok(pdf_bytes(pages), "gap.pdf")
     assert doc.pages == 3
     assert doc.page_at(doc.text.index("Third")) == 3
 
 
 def test_pdf_title_without_or_with_junk_metadata() -> None:
-    doc = parse_ok(make_pdf(THREE_PAGES, title="Microsoft Word - draft.docx"), "x.pdf")
+    doc = parse_ok(pdf_bytes(THREE_PAGES, title="Microsoft Word - draft.docx"), "x.pdf")
     assert doc.title == "Technology Prosperity Deal"
-    doc = parse_ok(make_pdf([["This is only a sentence."]]), "fact_sheet.pdf")
+    doc = parse_ok(pdf_bytes([["This is only a sentence."]]), "fact_sheet.pdf")
     assert doc.title == "Fact Sheet"
 
 
 def test_pdf_encrypted() -> None:
-    plain = make_pdf(THREE_PAGES)
+    plain = pdf_bytes(THREE_PAGES)
     assert reason_of(encrypt_pdf(plain, "secret"), "locked.pdf") == (
         "encrypted PDF (password required)"
     )
@@ -509,19 +485,14 @@ def test_pdf_encrypted() -> None:
 
 
 def test_pdf_without_text_layer() -> None:
-    buf = io.BytesIO()
-    pdf = canvas.Canvas(buf)
-    pdf.rect(100, 100, 200, 200, fill=1)
-    pdf.showPage()
-    pdf.save()
-    assert "no text layer" in reason_of(buf.getvalue(), "scan.pdf")
+    assert "no text layer" in reason_of(scanned_pdf_bytes(), "scan.pdf")
 
 
 def test_pdf_magic_and_corruption() -> None:
     assert reason_of(b"hello world", "fake.pdf") == (
         "not a PDF (content does not match the .pdf extension)"
     )
-    data = make_pdf(THREE_PAGES)
+    data = pdf_bytes(THREE_PAGES)
     assert reason_of(data[: len(data) // 3], "truncated.pdf").startswith("corrupt PDF")
     doc = parse_ok(b"\n  " + data, "leading_space.pdf")
     assert "Quantum" in doc.text
@@ -539,13 +510,13 @@ def test_pdf_page_extraction_failure_skips_that_page(monkeypatch: pytest.MonkeyP
         return text
 
     monkeypatch.setattr(PageObject, "extract_text", flaky)
-    doc = parse_ok(make_pdf(THREE_PAGES), "flaky.pdf")
+    doc = parse_ok(pdf_bytes(THREE_PAGES), "flaky.pdf")
     assert doc.pages == 3
     assert "Quantum" not in doc.text
     assert doc.page_at(doc.text.index("semiconductors")) == 3
 
     monkeypatch.setattr(PageObject, "extract_text", lambda self, *a, **k: 1 / 0)
-    assert reason_of(make_pdf(THREE_PAGES), "broken.pdf").startswith("corrupt PDF")
+    assert reason_of(pdf_bytes(THREE_PAGES), "broken.pdf").startswith("corrupt PDF")
 
 
 # ---------------------------------------------------------------------------------------

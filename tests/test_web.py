@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_pdf
+from documents import docx_bytes
 from tpd_qa import api, uploads, views
 from tpd_qa.errors import ConfigError, QueryError, UploadError
 from tpd_qa.records import BuildReport, DocumentInfo, FileOutcome, Passage
@@ -282,16 +283,6 @@ def test_sanitize_filename_refuses(name: str) -> None:
         uploads.sanitize_filename(name)
 
 
-def _docx_bytes(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    document.add_paragraph(text)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
 def _zip_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -326,7 +317,7 @@ def test_check_content_refuses_a_zip_renamed_docx_and_oversized_files() -> None:
 def test_check_content_accepts_real_files(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "memo.pdf", ["Fusion energy cooperation between partners."])
     uploads.check_content(pdf.read_bytes(), "memo.pdf")
-    uploads.check_content(_docx_bytes("Quantum cooperation."), "memo.docx")
+    uploads.check_content(docx_bytes(["Quantum cooperation."]), "memo.docx")
     uploads.check_content("# Titel\n\nÄrger über Umlaute.".encode(), "memo.md")
     uploads.check_content(b"<html><body><p>Hello</p></body></html>", "memo.html")
 
