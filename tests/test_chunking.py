@@ -180,6 +180,13 @@ def check_chunks(
         covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
     missing = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
     assert not missing, f"uncovered text at {missing[:5]}: {text[missing[0] : missing[0] + 40]!r}"
+    # no chunk is a bare heading (or run of headings) when it could have taken the text
+    # that follows it without passing the hard limit
+    heading_spans = [(h.start, h.end) for h in gen.headings]
+    for chunk, after in itertools.pairwise(chunks):
+        if _only_headings(text, chunk, heading_spans):
+            joined = text[chunk.start : after.end]
+            assert after.start < chunk.end or count(joined) > limit, (chunk.text, after.text[:40])
     if not sentences:
         return
     # no sentence is cut unless it alone exceeds the limit
@@ -324,6 +331,16 @@ def test_memorandum_passages_are_readable(memorandum_chunks: list[Chunk]) -> Non
         assert chunk.text[-1] in ".!?:", chunk.text[-40:]
 
 
+def _only_headings(text: str, chunk: Chunk, headings: list[tuple[int, int]]) -> bool:
+    """True when every non-space character of the chunk lies inside a heading."""
+    inside = bytearray(chunk.end - chunk.start)
+    for start, end in headings:
+        lo, hi = max(start, chunk.start), min(end, chunk.end)
+        if lo < hi:
+            inside[lo - chunk.start : hi - chunk.start] = b"\x01" * (hi - lo)
+    return all(ch.isspace() or inside[i] for i, ch in enumerate(chunk.text))
+
+
 def heading_doc(*parts: tuple[str, int | None]) -> Document:
     """A document from (text, heading level or None) lines separated by blank lines."""
     text = ""
@@ -369,6 +386,13 @@ def test_heading_is_kept_with_following_text() -> None:
     # no chunk consists of a bare heading
     for chunk in chunks:
         assert chunk.text not in {"Intro", "Next"}
+
+
+def test_heading_joins_a_paragraph_between_target_and_limit() -> None:
+    paragraph = " ".join(["quantum"] * 60)  # 78 stand-in tokens: over the target, under max
+    doc = heading_doc(("Quantum networks", 1), (paragraph, None))
+    chunks = Chunker(ChunkerSettings(max_tokens=100, target_tokens=70, min_chars=0)).chunk(doc)
+    assert [c.text for c in chunks] == [doc.text]
 
 
 def test_items_in_headed_section() -> None:

@@ -37,7 +37,7 @@ class ChunkerSettings:
     ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk.
     """
 
-    algorithm: int = 2
+    algorithm: int = 3
     max_tokens: int = 220
     target_tokens: int = 160
     min_chars: int = 200
@@ -161,7 +161,8 @@ class Chunker:
         """Group consecutive units into chunks; yields (first unit, last unit) pairs.
 
         A chunk never spans two pages, and a heading always opens a new chunk (a run of
-        headings stays with the text under it); short list items are merged.
+        headings stays with the text under it, past the target size if need be, so no
+        chunk is a bare heading); short list items are merged.
         """
         settings = self.settings
         first = 0
@@ -177,6 +178,9 @@ class Chunker:
                 item = unit.starts_block and (block.item is not None or previous.item is not None)
                 item = item and chars >= settings.min_chars and not previous.is_heading
                 full = used + unit.tokens > settings.target_tokens
+                if full and not has_body:  # never leave a heading on its own
+                    joined = document.text[units[first].start : unit.end]
+                    full = self.count_tokens(joined) > settings.max_tokens
                 if new_page or heading or item or full:
                     yield first, index - 1
                     first = self._overlap_start(units, first, index)
