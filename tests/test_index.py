@@ -199,6 +199,97 @@ def test_changed_file_reembeds_only_its_chunks(
     assert seed_before == seed_after
 
 
+def test_edited_document_reembeds_only_its_changed_passages(
+    tmp_path: Path, counting_embedder: CountingEmbedder
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    paragraphs = [
+        f"Paragraph {n} covers {topic} cooperation between the two partners in depth."
+        for n, topic in enumerate(["quantum", "fusion", "space", "telecom"])
+    ]
+    settings = IndexSettings(model="hash:64", chunker=ChunkerSettings(target_tokens=20))
+    (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    index, _ = Index.build(corpus, settings=settings, embedder=counting_embedder)
+    assert index.chunk_count == 4
+    paragraphs[2] = "Paragraph 2 now covers lunar rovers and orbital debris tracking instead."
+    (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    counting_embedder.reset()
+    report = index.update(corpus)
+    assert outcome(report, "plan.txt").status == "changed"
+    assert report.embedded_chunks == counting_embedder.embedded == 1
+    assert [t.split("\n", 1)[1] for b in counting_embedder.batches for t in b] == [paragraphs[2]]
+    # reused vectors are exactly the ones a fresh build computes
+    fresh, _ = Index.build(corpus, settings=settings, embedder=HashEmbedder(64))
+    assert np.array_equal(index._vectors, fresh._vectors)
+    assert all_results(index) == all_results(fresh)
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written a moment ago count as settled (the racy-timestamp guard is off)."""
+    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the corpus files the index reads."""
+    import tpd_qa.index as index_module
+
+    seen: list[str] = []
+    real = index_module.read_file
+
+    def spy(path: Path, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(index_module, "read_file", spy)
+    return seen
+
+
+def test_unchanged_files_are_not_read_again(
+    corpus: Path,
+    tmp_path: Path,
+    counting_embedder: CountingEmbedder,
+    settled: None,
+    reads: list[str],
+) -> None:
+    index, _ = build(corpus, counting_embedder)
+    index.save(tmp_path / "index")
+    assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME] * 2)  # hash, parse
+    reads.clear()
+    # the stat records survive save and load
+    index = reload(tmp_path / "index", counting_embedder)
+    report = index.update(corpus)
+    assert reads == []
+    assert set(statuses(report).values()) == {"unchanged"}
+    # same size, mtime put back: the change time still gives the edit away
+    notes = corpus / "notes.md"
+    old = notes.stat()
+    notes.write_text(notes.read_text(encoding="utf-8").replace("Naka", "Mito"), encoding="utf-8")
+    os.utime(notes, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert notes.stat().st_size == old.st_size
+    report = index.update(corpus)
+    assert statuses(report)["notes.md"] == "changed"
+    assert sorted(reads) == ["notes.md", "notes.md"]
+    assert index.search("Mito tokamak", 1, mode="bm25")[0].source == "notes.md"
+    # --full reads everything again
+    reads.clear()
+    index.update(corpus, full=True)
+    assert sorted(set(reads)) == sorted(["notes.md", "semis.txt", SEED_NAME])
+
+
+def test_freshly_written_files_are_hashed_again(
+    corpus: Path, counting_embedder: CountingEmbedder, reads: list[str]
+) -> None:
+    """Within the racy window a write could keep the same stat: such files are re-read."""
+    index, _ = build(corpus, counting_embedder)
+    reads.clear()
+    report = index.update(corpus)
+    assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME])
+    assert set(statuses(report).values()) == {"unchanged"}
+
+
 def test_added_file_embeds_only_its_chunks(
     built: tuple[Index, Path, CountingEmbedder], corpus: Path
 ) -> None:

@@ -6,6 +6,7 @@ On disk an index is a directory::
     gen-<id>/documents.jsonl   one document per line: source, title, kind, text, pages, headings
     gen-<id>/chunks.jsonl      one chunk per line: document row, start, end, page, section
     gen-<id>/vectors.npy       float32 (chunks x dimension), row i is chunk i
+    gen-<id>/files.jsonl       size, times and inode of each hashed corpus file (skip re-hashing)
     gen-<id>/dense.faiss       FAISS graph index (only for large collections)
     gen-<id>/sparse/           BM25 matrices (.npy) and vocabulary (.json)
 
@@ -24,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ _MODE_ALIASES = {"semantic": "dense", "keyword": "bm25", "sparse": "bm25", "vect
 MAX_QUESTION_CHARS = 4000
 _CONTEXT_PREFIX_CHARS = 120
 _EMBED_BATCH = 256
+# A file modified this close to (or after) the scan that hashed it is hashed again next
+# time: a later write within the file system's timestamp granularity could keep its stat.
+_RACY_NS = 2_000_000_000
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -101,6 +105,29 @@ class SearchSettings:
     rrf_k: float = 60.0
     dense_weight: float = 0.8
     sparse_weight: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class _FileStat:
+    """What a corpus file's directory entry said when it was hashed."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    sha256: str
+
+    @classmethod
+    def of(cls, info: os.stat_result, sha256: str) -> _FileStat:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, sha256)
+
+    def matches(self, info: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode) == (
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+            info.st_ino,
+        )
 
 
 @dataclass(slots=True)
@@ -170,6 +197,7 @@ class Index:
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._chunker_record: dict[str, Any] = settings.chunker.to_dict()
         self._sparse_record: dict[str, Any] = settings.sparse.to_dict()
+        self._file_stats: dict[str, _FileStat] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -279,7 +307,7 @@ class Index:
             chunks = chunker.chunk(document)
             if chunks:
                 pending.append((_StoredDocument(document, 0, len(chunks), _now()), chunks))
-        vectors = index._embed_pending(pending, progress, on_progress)
+        vectors, _ = index._embed_pending(pending, progress, on_progress)
         index._assemble([], pending, vectors)
         return index
 
@@ -306,6 +334,9 @@ class Index:
 
         Unchanged documents (same content hash) keep their chunks and vectors, also when
         the file was renamed; identical copies are indexed once and reported as duplicates.
+        A file whose size, times and inode are as when it was last hashed is not read
+        again (``full`` re-reads everything); chunks of a changed document whose text is
+        unchanged keep their vectors.
         """
         started = time.perf_counter()
         corpus = Path(corpus)
@@ -317,7 +348,7 @@ class Index:
         previous = {} if full else {d.document.sha256: d for d in self._docs}
         previous_sources = {d.document.source: d for d in self._docs}
 
-        groups, order = self._scan(corpus, exclude, report, on_progress)
+        groups, order, stats = self._scan(corpus, exclude, report, on_progress, full=full)
         kept: list[_StoredDocument] = []
         pending: list[tuple[_StoredDocument, list[Chunk]]] = []
         chunker: Chunker | None = None
@@ -365,11 +396,12 @@ class Index:
             if source not in present:
                 report.outcomes.append(FileOutcome(source, "removed"))
 
-        new_vectors = self._embed_pending(pending, progress, on_progress)
+        new_vectors, embedded = self._embed_pending(pending, progress, on_progress, reuse=not full)
         self._assemble(kept, pending, new_vectors)
+        self._file_stats = stats
         report.documents = len(self._docs)
         report.chunks = len(self._chunks)
-        report.embedded_chunks = sum(len(c) for _, c in pending)
+        report.embedded_chunks = embedded
         report.outcomes.sort(key=lambda o: (o.source, o.status))
         report.seconds = time.perf_counter() - started
         return report
@@ -389,10 +421,19 @@ class Index:
         exclude: Sequence[Path],
         report: BuildReport,
         on_progress: ProgressCallback | None,
-    ) -> tuple[dict[str, list[tuple[Path, str]]], list[str]]:
-        """Hash every candidate file; group paths by content hash (first-seen order)."""
+        *,
+        full: bool = False,
+    ) -> tuple[dict[str, list[tuple[Path, str]]], list[str], dict[str, _FileStat]]:
+        """Hash every candidate file; group paths by content hash (first-seen order).
+
+        A file whose directory entry is as it was when last hashed keeps that hash
+        without being read. Returns the groups, their order and the new stat records.
+        """
         groups: dict[str, list[tuple[Path, str]]] = {}
         order: list[str] = []
+        stats: dict[str, _FileStat] = {}
+        known = {} if full else self._file_stats
+        settled = time.time_ns() - _RACY_NS
         candidates = discover(corpus, exclude=exclude)
         for done, candidate in enumerate(candidates, start=1):
             if on_progress:
@@ -402,15 +443,25 @@ class Index:
                 report.outcomes.append(FileOutcome(source, "skipped", candidate.skip_reason))
                 continue
             try:
-                sha = content_hash(read_file(candidate.path))
-            except IngestError as exc:
-                report.outcomes.append(FileOutcome(source, "skipped", exc.reason))
-                continue
+                before = os.stat(candidate.path)
+            except OSError:
+                before = None
+            cached = known.get(source)
+            if before is not None and cached is not None and cached.matches(before):
+                sha = cached.sha256
+            else:
+                try:
+                    sha = content_hash(read_file(candidate.path))
+                except IngestError as exc:
+                    report.outcomes.append(FileOutcome(source, "skipped", exc.reason))
+                    continue
+            if before is not None and max(before.st_mtime_ns, before.st_ctime_ns) < settled:
+                stats[source] = _FileStat.of(before, sha)
             if sha not in groups:
                 groups[sha] = []
                 order.append(sha)
             groups[sha].append((candidate.path, source))
-        return groups, order
+        return groups, order, stats
 
     @staticmethod
     def _primary(paths: list[tuple[Path, str]], old: _StoredDocument | None) -> tuple[Path, str]:
@@ -426,29 +477,48 @@ class Index:
         pending: list[tuple[_StoredDocument, list[Chunk]]],
         progress: bool,
         on_progress: ProgressCallback | None,
-    ) -> np.ndarray:
+        *,
+        reuse: bool = False,
+    ) -> tuple[np.ndarray, int]:
+        """Vectors for every pending chunk, and how many of them had to be embedded.
+
+        A chunk whose embedding text is already in the index (an unchanged paragraph of
+        an edited document) takes the stored vector instead of being embedded again.
+        """
         texts = [
             _embedding_text(stored.document.title, chunk.section, chunk.text)
             for stored, chunks in pending
             for chunk in chunks
         ]
         if not texts:
-            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+            return np.zeros((0, self._dimension or 0), dtype=np.float32), 0
         embedder = self.embedder
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        bar = _progress_bar(len(texts), progress)
+        stored_rows = self._rows_by_text() if reuse and len(self._vectors) else {}
+        todo: list[int] = []
+        for number, text in enumerate(texts):
+            row = stored_rows.get(_text_key(text))
+            if row is None:
+                todo.append(number)
+            else:
+                out[number] = self._vectors[row]
+        bar = _progress_bar(len(todo), progress)
         # Longest first across the whole call, not per batch: batches of like lengths
         # waste little compute on padding.
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        for start in range(0, len(texts), _EMBED_BATCH):
+        order = sorted(todo, key=lambda number: -len(texts[number]))
+        for start in range(0, len(order), _EMBED_BATCH):
             rows = order[start : start + _EMBED_BATCH]
             out[rows] = embedder.embed_batch([texts[row] for row in rows])
             bar.update(len(rows))
             if on_progress:
-                on_progress("embedding", start + len(rows), len(texts))
+                on_progress("embedding", start + len(rows), len(order))
         bar.close()
         self._dimension = embedder.dimension
-        return out
+        return out, len(todo)
+
+    def _rows_by_text(self) -> dict[bytes, int]:
+        """Row of each stored chunk, keyed by a digest of its embedding text."""
+        return {_text_key(self._keyword_text(row)): row for row in range(len(self._chunks))}
 
     def _assemble(
         self,
@@ -641,6 +711,10 @@ class Index:
         )
         with open(staging / "vectors.npy", "wb") as handle:
             np.save(handle, self._vectors, allow_pickle=False)
+        _write_jsonl(
+            staging / "files.jsonl",
+            ({"source": source, **asdict(stat)} for source, stat in self._file_stats.items()),
+        )
         if self._dense.kind != "flat":
             self._dense.save(staging / "dense.faiss")
         (staging / "sparse").mkdir()
@@ -793,7 +867,7 @@ class Index:
         self._row_doc = np.asarray(row_doc, dtype=np.int64)
         dense = None
         if manifest["dense"]["kind"] != "flat":
-            dense = DenseIndex.load(generation / "dense.faiss")
+            dense = DenseIndex.load(generation / "dense.faiss", self._vectors)
         else:
             dense = DenseIndex.build(self._vectors, kind="flat")
         if dense.size != len(chunks):
@@ -803,6 +877,11 @@ class Index:
         self._dense = dense
         self._span_rows = None
         self._sparse = SparseIndex.load(generation / "sparse", self.settings.sparse, len(chunks))
+        stats_file = generation / "files.jsonl"  # absent in indexes saved before it existed
+        if stats_file.is_file():
+            self._file_stats = {
+                str(record.pop("source")): _FileStat(**record) for record in _read_jsonl(stats_file)
+            }
 
 
 # ---------------------------------------------------------------------- files
@@ -914,6 +993,10 @@ def _chunk_record(chunk: Chunk, doc_number: int) -> dict[str, Any]:
         "page": chunk.page,
         "section": chunk.section,
     }
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
