@@ -172,6 +172,37 @@ def test_second_update_embeds_nothing(
     assert report.counts()["unchanged"] == 3
 
 
+def test_update_without_changes_keeps_the_search_structures(
+    built: tuple[Index, Path, CountingEmbedder], corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, directory, embedder = built
+    index = reload(directory, embedder)
+    before = all_results(index)
+    sparse, dense = index._sparse, index._dense
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("search structures rebuilt although nothing changed")
+
+    monkeypatch.setattr("tpd_qa.index.SparseIndex.build", refuse)
+    monkeypatch.setattr("tpd_qa.index.DenseIndex.build", refuse)
+    index.update(corpus)
+    assert index._sparse is sparse and index._dense is dense
+    # a rename that keeps the order of documents keeps them too, under the new name
+    (corpus / "notes.md").rename(corpus / "notes2.md")
+    report = index.update(corpus)
+    assert statuses(report)["notes2.md"] == "renamed"
+    assert index._sparse is sparse
+    renamed = [
+        [
+            {**p, "source": p["source"].replace("notes2.md", "notes.md"), "citation": ""}
+            for p in query
+        ]
+        for query in all_results(index)
+    ]
+    assert renamed == [[{**p, "citation": ""} for p in query] for query in before]
+    assert index.search("JT-60SA tokamak", 1, mode="bm25")[0].source == "notes2.md"
+
+
 def test_changed_file_reembeds_only_its_chunks(
     built: tuple[Index, Path, CountingEmbedder], corpus: Path
 ) -> None:

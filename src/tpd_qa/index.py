@@ -535,6 +535,19 @@ class Index:
             fresh[stored.document.sha256] = (chunks, new_vectors[offset : offset + len(chunks)])
             offset += len(chunks)
         docs = sorted(kept + [s for s, _ in pending], key=lambda d: d.document.source)
+        built = self._dense is not None and self._sparse is not None
+        if (
+            built
+            and not pending
+            and [d.document.sha256 for d in docs] == [d.document.sha256 for d in self._docs]
+        ):
+            # The same documents in the same rows (at most renamed): the search
+            # structures stay valid, so keep them instead of rebuilding BM25 and FAISS.
+            for stored, old in zip(docs, self._docs, strict=True):
+                stored.first_row = old.first_row
+            self._docs = docs
+            self._span_rows = None
+            return
         chunks_out: list[Chunk] = []
         vector_parts: list[np.ndarray] = []
         for stored in docs:
