@@ -494,7 +494,8 @@ class Index:
             return np.zeros((0, self._dimension or 0), dtype=np.float32), 0
         embedder = self.embedder
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        stored_rows = self._rows_by_text() if reuse and len(self._vectors) else {}
+        edited = {stored.document.source for stored, _ in pending}
+        stored_rows = self._rows_by_text(edited) if reuse and len(self._vectors) else {}
         todo: list[int] = []
         for number, text in enumerate(texts):
             row = stored_rows.get(_text_key(text))
@@ -516,9 +517,14 @@ class Index:
         self._dimension = embedder.dimension
         return out, len(todo)
 
-    def _rows_by_text(self) -> dict[bytes, int]:
-        """Row of each stored chunk, keyed by a digest of its embedding text."""
-        return {_text_key(self._keyword_text(row)): row for row in range(len(self._chunks))}
+    def _rows_by_text(self, sources: set[str]) -> dict[bytes, int]:
+        """Rows of the stored chunks of ``sources``, keyed by a digest of their embedding text."""
+        return {
+            _text_key(self._keyword_text(row)): row
+            for stored in self._docs
+            if stored.document.source in sources
+            for row in range(stored.first_row, stored.first_row + stored.chunks)
+        }
 
     def _assemble(
         self,
