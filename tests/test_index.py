@@ -310,6 +310,21 @@ def test_unchanged_files_are_not_read_again(
     assert sorted(set(reads)) == sorted(["notes.md", "semis.txt", SEED_NAME])
 
 
+def test_api_saves_stat_records_once_files_settle(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    """A file too fresh to trust its stat is recorded later, even if nothing else changed."""
+    directory = tmp_path / "index"
+    api.build_index(corpus, directory, model="hash")  # every file fresh: no stat records
+    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)  # now they have settled
+    reads.clear()
+    api.build_index(corpus, directory, model="hash")
+    assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME])
+    reads.clear()
+    report = api.build_index(corpus, directory, model="hash")
+    assert reads == [] and report.embedded_chunks == 0
+
+
 def test_freshly_written_files_are_hashed_again(
     corpus: Path, counting_embedder: CountingEmbedder, reads: list[str]
 ) -> None:

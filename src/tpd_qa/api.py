@@ -161,16 +161,12 @@ def build_index(
             report.full_reason = reason or ("--full requested" if full else "no previous index")
             index.save(directory)
         else:
-            before = _fingerprint(previous)
+            before = previous.fingerprint()
             report = previous.update(
                 corpus, exclude=exclude, progress=progress, on_progress=on_progress
             )
-            if _fingerprint(previous) != before:
+            if previous.fingerprint() != before:
                 previous.save(directory)
             else:
                 remove_debris(directory)
         return report
-
-
-def _fingerprint(index: Index) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(d.source, d.sha256, d.duplicates) for d in index.documents()]

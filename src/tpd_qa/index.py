@@ -221,6 +221,14 @@ class Index:
     def chunk_count(self) -> int:
         return len(self._chunks)
 
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Everything ``save`` would write differently: documents, names and file stats.
+
+        Equal before and after an ``update`` means saving again would change nothing.
+        """
+        docs = tuple((d.document.source, d.document.sha256, tuple(d.aliases)) for d in self._docs)
+        return docs, tuple(sorted(self._file_stats.items()))
+
     def documents(self) -> list[DocumentInfo]:
         """The indexed documents, in source order."""
         return [
