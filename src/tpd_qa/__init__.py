@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
 from tpd_qa.api import build_index, list_documents, load_index, retrieve
 from tpd_qa.errors import TpdQaError
 from tpd_qa.index import Index
 from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
+from tpd_qa.version import __version__
 
 __all__ = [
     "__version__",

@@ -15,6 +15,8 @@ from tpd_qa.index import (
     Index,
     IndexSettings,
     ProgressCallback,
+    check_folders,
+    claim_index_dir,
     index_lock,
     read_manifest,
     remove_debris,
@@ -141,6 +143,8 @@ def build_index(
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
     settings = IndexSettings(model=model or configured_model() or "default")
     exclude = [directory]
+    check_folders(corpus, directory)
+    claim_index_dir(directory)  # before the lock file is created in it
     with index_lock(directory, wait=wait):
         previous: Index | None = None
         reason = ""

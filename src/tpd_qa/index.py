@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from tpd_qa import __version__
 from tpd_qa.chunking import Chunker, ChunkerSettings
 from tpd_qa.dense import DenseIndex
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import (
+    ConfigError,
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
@@ -55,9 +56,13 @@ from tpd_qa.records import (
     Passage,
 )
 from tpd_qa.sparse import SparseIndex, SparseSettings
+from tpd_qa.version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "MARKER",
+    "claim_index_dir",
+    "check_folders",
     "MODES",
     "Index",
     "IndexSettings",
@@ -69,6 +74,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+#: The file that makes a folder recognisably a tpd-qa index: nothing is ever replaced or
+#: deleted in a folder without it (or, for indexes saved before it existed, a manifest).
+MARKER = ".tpd-qa-index"
+_MARKER_TEXT = (
+    "This folder is a tpd-qa index. tpd-qa only ever deletes what it created here:\n"
+    "gen-<timestamp>-<pid>-<n> folders, their .partial staging folders and temporary\n"
+    "manifest files.\n"
+)
+# Exactly the names ``save`` creates; anything else in the folder is never touched.
+_GENERATION_NAME = re.compile(r"gen-\d{8}T\d{6}-\d+-\d{6}")
+_STAGING_NAME = re.compile(r"\.gen-\d{8}T\d{6}-\d+-\d{6}\.partial")
+_MANIFEST_TEMP_NAME = re.compile(r"\.manifest\.json\.\d+\.tmp")
+# Entries an unclaimed folder may hold and still be taken as empty (our own lock file).
+_HARMLESS = frozenset({".lock"})
 MODES = ("hybrid", "dense", "bm25")
 _MODE_ALIASES = {"semantic": "dense", "keyword": "bm25", "sparse": "bm25", "vector": "dense"}
 MAX_QUESTION_CHARS = 4000
@@ -725,11 +744,31 @@ class Index:
     def save(self, directory: Path) -> Path:
         """Write the index under ``directory`` atomically; returns the manifest path."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        claim_index_dir(directory)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         generation = f"gen-{stamp}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
         staging = directory / f".{generation}.partial"
         staging.mkdir()
+        try:
+            self._write_generation(staging)
+            files = _checksums(staging)
+            _fsync_tree(staging)
+            os.replace(staging, directory / generation)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a failed save leaves nothing behind
+            raise
+        _fsync_dir(directory)
+        manifest = self._manifest(generation, files)
+        try:
+            _atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        except BaseException:
+            shutil.rmtree(directory / generation, ignore_errors=True)
+            raise
+        _remove_stale(directory, keep=generation)
+        log.info("saved index %s (%d chunks)", generation, len(self._chunks))
+        return directory / "manifest.json"
+
+    def _write_generation(self, staging: Path) -> None:
         assert self._dense is not None and self._sparse is not None
         _write_jsonl(staging / "documents.jsonl", (_document_record(d) for d in self._docs))
         _write_jsonl(
@@ -746,15 +785,6 @@ class Index:
             self._dense.save(staging / "dense.faiss")
         (staging / "sparse").mkdir()
         self._sparse.save(staging / "sparse")
-        files = _checksums(staging)
-        _fsync_tree(staging)
-        os.replace(staging, directory / generation)
-        _fsync_dir(directory)
-        manifest = self._manifest(generation, files)
-        _atomic_write_text(directory / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-        _remove_stale(directory, keep=generation)
-        log.info("saved index %s (%d chunks)", generation, len(self._chunks))
-        return directory / "manifest.json"
 
     def _manifest(self, generation: str, files: dict[str, Any]) -> dict[str, Any]:
         assert self._dense is not None
@@ -1075,11 +1105,16 @@ def _verify_files(generation: Path, files: dict[str, Any]) -> None:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
     _fsync_dir(path.parent)
 
 
@@ -1116,19 +1151,90 @@ def remove_debris(directory: Path) -> None:
 
 
 def _remove_stale(directory: Path, *, keep: str) -> None:
-    """Delete generations and temporary files that the manifest does not point to."""
+    """Delete generations and temporary files that the manifest does not point to.
+
+    Only in a folder carrying our marker, and only entries whose names are exactly those
+    ``save`` creates (a generation or staging folder, a temporary manifest file): a user's
+    ``gen-notes/`` or ``gen-ai-policy.txt`` is never touched.
+    """
+    if not (directory / MARKER).is_file():
+        return
     for path in directory.iterdir():
         name = path.name
-        stale_generation = name.startswith("gen-") and name != keep
-        temporary = name.startswith(".gen-") or (
-            name.startswith(".manifest.json.") and name.endswith(".tmp")
+        is_dir = path.is_dir() and not path.is_symlink()
+        if (
+            is_dir
+            and name != keep
+            and (_GENERATION_NAME.fullmatch(name) or _STAGING_NAME.fullmatch(name))
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+        elif not is_dir and _MANIFEST_TEMP_NAME.fullmatch(name):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _is_our_manifest(path: Path) -> bool:
+    """A manifest that an earlier tpd_qa (before the marker existed) wrote."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict)
+        and "tpd_qa_version" in manifest
+        and "format_version" in manifest
+        and _GENERATION_NAME.fullmatch(str(manifest.get("generation", ""))) is not None
+    )
+
+
+def claim_index_dir(directory: Path) -> None:
+    """Make sure ``directory`` is ours to write to, creating and marking it if needed.
+
+    A folder is ours when it carries the marker file, holds a manifest an earlier
+    tpd_qa wrote, or is empty. Anything else (someone's project folder, a web app
+    with its own ``manifest.json``) is refused before a single file is written.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is a file, not a folder; choose another --index")
+    if (directory / MARKER).is_file():
+        return
+    if directory.is_dir():
+        entries = {entry.name for entry in directory.iterdir()} - _HARMLESS
+        ours = "manifest.json" in entries and _is_our_manifest(directory / "manifest.json")
+        if entries and not ours:
+            raise ConfigError(
+                f"{directory} is not a tpd-qa index folder and is not empty; choose another --index"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(directory / MARKER, _MARKER_TEXT)
+
+
+def check_folders(corpus: Path, index_dir: Path) -> None:
+    """Refuse a corpus and index that are one folder, or a corpus inside the index.
+
+    An index inside the corpus is fine (discovery skips it); the other way round a
+    rebuild would index its own files and clean-up could reach the user's documents.
+    """
+    corpus, index_dir = Path(corpus), Path(index_dir)
+    if corpus.exists() and not corpus.is_dir():
+        raise ConfigError(f"corpus {corpus} is a file, not a folder; choose a folder with --corpus")
+    if not corpus.exists():
+        raise ConfigError(
+            f"corpus folder {corpus} does not exist; create it or choose another --corpus"
         )
-        if stale_generation or temporary:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+    if index_dir.exists() and not index_dir.is_dir():
+        raise ConfigError(f"{index_dir} is a file, not a folder; choose another --index")
+    real_corpus, real_index = corpus.resolve(), index_dir.resolve()
+    if real_corpus == real_index:
+        raise ConfigError(
+            f"the corpus and the index are the same folder ({corpus}); choose a separate --index"
+        )
+    if real_index in real_corpus.parents:
+        raise ConfigError(
+            f"the corpus {corpus} is inside the index folder {index_dir}; "
+            "choose an --index outside the corpus"
+        )
 
 
 def _check_question(question: str) -> str:
