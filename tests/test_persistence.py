@@ -21,7 +21,7 @@ from tpd_qa.errors import (
     IndexNotFoundError,
     TpdQaError,
 )
-from tpd_qa.index import FORMAT_VERSION, Index, IndexSettings, index_lock, read_manifest
+from tpd_qa.index import FORMAT_VERSION, MARKER, Index, IndexSettings, index_lock, read_manifest
 from tpd_qa.sparse import SparseIndex
 
 SETTINGS = IndexSettings(model="hash:64")
@@ -46,7 +46,8 @@ def saved(corpus: Path, tmp_path: Path, fake_embedder: HashEmbedder) -> tuple[Pa
 
 
 def entries(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name != ".lock")
+    """The folder's entries besides the lock and the ownership marker."""
+    return sorted(p.name for p in directory.iterdir() if p.name not in (".lock", MARKER))
 
 
 def generation_dir(directory: Path) -> Path:
@@ -107,8 +108,9 @@ def test_crash_mid_save_keeps_previous_index(
         patch.setattr(*target, crash)
         with pytest.raises(Crash):
             index.save(directory)
-    # the crash left debris, but the previous index is intact and answers identically
-    assert len(entries(directory)) > 2
+    # the failed save removed its partial generation at once; the previous index is
+    # intact and answers identically
+    assert entries(directory) == sorted(["manifest.json", generation_before])
     assert (directory / "manifest.json").read_bytes() == manifest_before
     survivor = Index.load(directory)
     assert answers(survivor) == before
