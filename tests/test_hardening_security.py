@@ -96,7 +96,7 @@ def test_index_files_are_plain_data(built: Path) -> None:
     files = [p for p in built.rglob("*") if p.is_file()]
     suffixes = {p.suffix for p in files}
     assert suffixes <= {".json", ".jsonl", ".npy", ".faiss", ""}, suffixes
-    assert [p.name for p in files if p.suffix == ""] == [".lock"]
+    assert sorted(p.name for p in files if p.suffix == "") == [".lock", ".tpd-qa-index"]
     arrays = [p for p in files if p.suffix == ".npy"]
     assert arrays
     for path in arrays:
