@@ -107,7 +107,7 @@ def unknown_sources(wanted: Sequence[str], documents: Sequence[DocumentInfo]) ->
         close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         parts.append(f"{name!r}{hint}")
-    noun = "document" if len(missing) == 1 else "documents"
+    noun = "a document that is" if len(missing) == 1 else "documents that are"
     return (
         f"--source names {noun} not in the index: {', '.join(parts)}; "
         "`tpd-qa docs` lists the indexed documents"
