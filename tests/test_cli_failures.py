@@ -44,6 +44,7 @@ def env() -> dict[str, str]:
     """The subprocess environment: hash model, and this checkout's code whatever the cwd."""
     return cli_env(PYTHONPATH=str(SRC))
 
+
 # argv[1]: "-" or a folder under which every write is refused with EACCES.
 _RUNNER = r"""
 import builtins, errno, io, os, sys

@@ -35,6 +35,6 @@ exit status:
        disk full, a path that is not a folder, ...)
   {EXIT_USAGE}    bad usage (unknown option, -k 0, unknown --mode)
   {EXIT_SKIPPED}    indexed, but some files were skipped (each listed with its reason)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a rebuild keeps the previous index
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the index is left as it was or fully updated
   {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); stops quietly
 """
