@@ -244,8 +244,9 @@ def test_fuzz_file_names_and_text_through_the_cli(
         sources = [doc["source"] for doc in json.loads(out)]
         assert len(listing.splitlines()) == len(sources)  # one line per document, always
         for source in sources:  # every listed source selects exactly its document
+            # (joined with '=': a name like '-.txt' would otherwise read as an option)
             status, out, err = cli(
-                "ask", "zebrafish", "--json", "--index", str(index_dir), "--source", source
+                "ask", "zebrafish", "--json", "--index", str(index_dir), f"--source={source}"
             )
             assert status == 0, err
             assert {row["source"] for row in json.loads(out)} == {source}

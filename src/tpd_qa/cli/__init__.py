@@ -86,7 +86,3 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass  # not a real file (tests capture stdout): nothing will be flushed to a pipe
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
