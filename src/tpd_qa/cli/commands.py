@@ -1,0 +1,136 @@
+"""What each ``tpd-qa`` command does, given its parsed arguments; returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import tpd_qa.api as api
+from tpd_qa.cli.output import (
+    document_dicts,
+    document_lines,
+    passage_lines,
+    report_dict,
+    report_lines,
+    write_json,
+    write_lines,
+)
+from tpd_qa.cli.status import EXIT_OK, EXIT_SKIPPED
+from tpd_qa.errors import ConfigError, QueryError
+from tpd_qa.records import DocumentInfo
+
+__all__ = ["folders", "run", "unknown_sources"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command ``args`` names."""
+    if args.command == "index":
+        return _index(args)
+    if args.command == "ask":
+        return _ask(args)
+    if args.command == "docs":
+        return _docs(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "eval":
+        from tpd_qa.cli.evaluate import run_eval_command
+
+        return run_eval_command(args)
+    raise AssertionError(args.command)
+
+
+def folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The folders the command works in, by the option that chose them (written first)."""
+    found: dict[str, Path] = {}
+    if args.command in ("index", "ask", "docs", "serve"):
+        found["--index"] = args.index or api.default_index_dir()
+    if args.command in ("index", "serve"):
+        found["--corpus"] = args.corpus or api.default_corpus_dir()
+    if args.command == "eval":
+        for option, value in (("--index-cache", args.index_cache), ("--corpus", args.corpus)):
+            if value is not None:
+                found[option] = value
+        found["--index"] = args.index or api.default_index_dir()
+        found["dataset"] = args.dataset
+    return found
+
+
+def _index(args: argparse.Namespace) -> int:
+    corpus = args.corpus or api.default_corpus_dir()
+    index_dir = args.index or api.default_index_dir()
+    progress = not args.quiet and sys.stderr.isatty()
+    report = api.build_index(corpus, index_dir, full=args.full, progress=progress)
+    if args.json:
+        write_json(report_dict(report), ascii_only=True)
+    else:
+        write_lines(report_lines(report, corpus, index_dir))
+    return EXIT_SKIPPED if report.skipped else EXIT_OK
+
+
+def _existing_index(args: argparse.Namespace) -> Path:
+    """``--index`` for reading: a file there is a clear error, not ``NotADirectoryError``."""
+    index_dir: Path = args.index or api.default_index_dir()
+    if index_dir.exists() and not index_dir.is_dir():
+        raise ConfigError(f"{index_dir} is a file, not an index folder; choose another --index")
+    return index_dir
+
+
+def _ask(args: argparse.Namespace) -> int:
+    index_dir = _existing_index(args)
+    if args.source:
+        unknown = unknown_sources(args.source, api.list_documents(index_dir))
+        if unknown:
+            raise QueryError(unknown)
+    passages = api.retrieve(
+        args.question, args.k, index_dir=index_dir, mode=args.mode, sources=args.source
+    )
+    if args.json:
+        write_json([{"rank": rank, **p.to_dict()} for rank, p in enumerate(passages, start=1)])
+    else:
+        write_lines(passage_lines(passages))
+    return EXIT_OK
+
+
+def unknown_sources(wanted: Sequence[str], documents: Sequence[DocumentInfo]) -> str:
+    """A one-line message naming the ``--source`` values that are not indexed (with close
+    names, from the indexed sources and their duplicates' paths), or "" when all are."""
+    known = {doc.source for doc in documents}
+    known.update(alias for doc in documents for alias in doc.duplicates)
+    missing = [name for name in dict.fromkeys(wanted) if name not in known]
+    if not missing:
+        return ""
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        parts.append(f"{name!r}{hint}")
+    noun = "a document that is" if len(missing) == 1 else "documents that are"
+    return (
+        f"--source names {noun} not in the index: {', '.join(parts)}; "
+        "`tpd-qa docs` lists the indexed documents"
+    )
+
+
+def _docs(args: argparse.Namespace) -> int:
+    documents = api.list_documents(_existing_index(args))
+    if args.json:
+        write_json(document_dicts(documents))
+    else:
+        write_lines(document_lines(documents))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from tpd_qa.web import serve
+
+    serve(
+        corpus_dir=args.corpus or api.default_corpus_dir(),
+        index_dir=args.index or api.default_index_dir(),
+        host=args.host,
+        port=args.port,
+        allow_upload=args.allow_upload,
+    )
+    return EXIT_OK

@@ -1,0 +1,178 @@
+"""Everything ``tpd-qa`` writes to a terminal, made safe from the documents it shows.
+
+Document text, titles, sections, file names and skip reasons are written by whoever
+wrote the corpus. A file name holding ``ESC]0;…BEL`` would set the terminal's title,
+``ESC[2J`` clear the screen, CR overwrite the line and U+202E reverse it. So every line
+of text output passes through :func:`visible`, which shows such characters as escapes
+(``\\x1b``, ``\\r``, ``\\u202e``) instead of sending them. JSON output stays exact: the
+same characters are written as JSON ``\\u`` escapes, which parse back to the original.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import textwrap
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from tpd_qa.records import BuildReport, DocumentInfo, Passage
+
+__all__ = [
+    "document_lines",
+    "json_text",
+    "passage_lines",
+    "report_dict",
+    "report_lines",
+    "visible",
+    "write_error",
+    "write_json",
+    "write_lines",
+]
+
+# C0 and C1 controls and DEL; bidi embeddings, overrides, isolates and marks; line and
+# paragraph separators; lone surrogates (undecodable file-name bytes).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+# What ``json`` leaves raw (it escapes C0 controls itself; the rest only occurs in strings).
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible(text: object) -> str:
+    """``text`` with every control, bidi-control and lone-surrogate character shown as an escape.
+
+    Idempotent, and the result holds only characters a terminal displays as themselves.
+    """
+    return _UNSAFE.sub(_escape, str(text))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_text(value: object, *, ascii_only: bool = False) -> str:
+    """``value`` as indented JSON that a terminal shows as it is and that parses back exactly.
+
+    ``json`` escapes C0 controls itself; C1 controls, bidi controls, separators and lone
+    surrogates (which only occur inside JSON strings) are escaped here as ``\\uXXXX``.
+    """
+    return _JSON_UNSAFE.sub(_json_escape, json.dumps(value, indent=2, ensure_ascii=ascii_only))
+
+
+def write_lines(lines: Iterable[str], stream: TextIO | None = None) -> None:
+    """Write each line (made :func:`visible`) followed by a newline."""
+    out = stream or sys.stdout
+    for line in lines:
+        out.write(visible(line) + "\n")
+
+
+def write_json(value: object, *, ascii_only: bool = False) -> None:
+    sys.stdout.write(json_text(value, ascii_only=ascii_only) + "\n")
+
+
+def write_error(message: str) -> None:
+    """The one ``tpd-qa: error: …`` line on stderr."""
+    sys.stderr.write(f"tpd-qa: error: {visible(message)}\n")
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------- index
+
+
+def report_lines(report: BuildReport, corpus: Path, index_dir: Path) -> list[str]:
+    """The text report of ``tpd-qa index``: headline, one line per change, totals."""
+    headline = "Full rebuild" if report.full else "Incremental update"
+    if report.full_reason:
+        headline += f" ({visible(report.full_reason)})"
+    lines = [f"{headline}: {visible(corpus)} -> {visible(index_dir)}"]
+    for outcome in report.outcomes:
+        if outcome.status == "unchanged":
+            continue
+        detail = (
+            f" ({outcome.chunks} chunks)" if outcome.chunks and outcome.status != "skipped" else ""
+        )
+        reason = f" - {visible(outcome.reason)}" if outcome.reason else ""
+        lines.append(f"  {outcome.status:<9} {visible(outcome.source)}{detail}{reason}")
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts().items())
+    lines.append(
+        f"{report.documents} documents, {report.chunks} chunks "
+        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f} s. {counts}."
+    )
+    return lines
+
+
+def report_dict(report: BuildReport) -> dict[str, object]:
+    """The JSON report of ``tpd-qa index --json``."""
+    return {
+        "full": report.full,
+        "full_reason": report.full_reason,
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "embedded_chunks": report.embedded_chunks,
+        "seconds": round(report.seconds, 3),
+        "counts": report.counts(),
+        "files": [
+            {"source": o.source, "status": o.status, "reason": o.reason, "chunks": o.chunks}
+            for o in report.outcomes
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- ask and docs
+
+
+def passage_lines(passages: list[Passage], width: int | None = None) -> list[str]:
+    """Ranked passages: citation and score, title, then the text wrapped and indented."""
+    if not passages:
+        return ["No passages matched the question."]
+    width = width or min(100, max(60, _terminal_width() - 4))
+    lines: list[str] = []
+    for rank, passage in enumerate(passages, start=1):
+        lines.append(f"[{rank}] {visible(passage.citation)}  (score {passage.score:.4f})")
+        if passage.title:
+            lines.append(f"    {visible(passage.title)}")
+        body = visible(" ".join(passage.text.split()))
+        lines.extend(
+            textwrap.wrap(body, width=width, initial_indent="    ", subsequent_indent="    ")
+        )
+        lines.append("")
+    return lines
+
+
+def document_lines(documents: list[DocumentInfo]) -> list[str]:
+    """One line per indexed document: source, kind, pages, chunks, title."""
+    lines = []
+    for doc in documents:
+        pages = f", {doc.pages} pages" if doc.pages else ""
+        lines.append(
+            f"{visible(doc.source)}  [{visible(doc.kind)}{pages}, {doc.chunks} chunks]  "
+            f"{visible(doc.title)}"
+        )
+    return lines
+
+
+def document_dicts(documents: list[DocumentInfo]) -> list[dict[str, object]]:
+    return [asdict(doc) for doc in documents]
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100

@@ -1,0 +1,114 @@
+"""The argument parser of ``tpd-qa``: commands, options, help and usage errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from tpd_qa.cli.evaluate import add_eval_arguments
+from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE
+from tpd_qa.errors import QueryError
+from tpd_qa.limits import DEFAULT_K
+from tpd_qa.modes import MODE_ALIASES, MODES, Mode, normalise_mode
+from tpd_qa.query import check_k
+
+__all__ = ["build_parser"]
+
+
+def _k(value: str) -> int:
+    """``-k``: the shared rule (a whole number of at least 1), as a usage error."""
+    try:
+        return check_k(value)
+    except QueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _mode(value: str) -> Mode:
+    """``--mode``: any accepted name or alias, as the canonical mode."""
+    try:
+        return normalise_mode(value)
+    except QueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``tpd-qa: error: ...``, exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"tpd-qa: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _folders(sub: argparse.ArgumentParser, *, corpus: bool) -> None:
+    if corpus:
+        sub.add_argument(
+            "--corpus", type=Path, help="documents folder (default: $TPD_QA_CORPUS or ./corpus)"
+        )
+    sub.add_argument("--index", type=Path, help="index folder (default: $TPD_QA_INDEX or ./index)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``tpd-qa`` command."""
+    parser = _Parser(
+        prog="tpd-qa",
+        description="Ask questions of a document collection; get cited passages back.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    index = commands.add_parser(
+        "index",
+        help="(re)build the index from the corpus, incrementally",
+        description="Embed new and changed documents, drop removed ones, reuse the rest.",
+    )
+    _folders(index, corpus=True)
+    index.add_argument("--full", action="store_true", help="rebuild everything from scratch")
+    index.add_argument("--json", action="store_true", help="print the report as JSON")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ask = commands.add_parser(
+        "ask", help="answer a question with cited passages", description="Search the index."
+    )
+    ask.add_argument("question", help="the question, in plain language")
+    _folders(ask, corpus=False)
+    ask.add_argument(
+        "-k", type=_k, default=DEFAULT_K, help=f"number of passages (default {DEFAULT_K})"
+    )
+    aliases = ", ".join(sorted(MODE_ALIASES))
+    ask.add_argument(
+        "--mode",
+        type=_mode,
+        choices=MODES,
+        default="hybrid",
+        help=f"retrieval mode (default hybrid: dense + BM25 fused; also accepted: {aliases})",
+    )
+    ask.add_argument(
+        "--source", action="append", metavar="PATH", help="only search this document (repeatable)"
+    )
+    ask.add_argument("--json", action="store_true", help="print a JSON list of passages")
+
+    docs = commands.add_parser("docs", help="list the indexed documents")
+    _folders(docs, corpus=False)
+    docs.add_argument("--json", action="store_true", help="print JSON")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the web UI (builds the index first if needed)",
+        description="Serve the Gradio web UI; binds 127.0.0.1 unless --host says otherwise.",
+    )
+    _folders(serve, corpus=True)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--allow-upload", action="store_true", help="let visitors add documents to the corpus"
+    )
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="score retrieval quality on a BEIR folder or a QA file",
+        description="nDCG@10, MRR@10, recall@k and hit@k for each retrieval mode.",
+    )
+    add_eval_arguments(evaluate)
+    return parser

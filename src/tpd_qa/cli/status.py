@@ -1,0 +1,40 @@
+"""Exit statuses of ``tpd-qa``: what each number means, in one place."""
+
+from __future__ import annotations
+
+import signal
+from typing import Final
+
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SKIPPED",
+    "EXIT_STATUS_HELP",
+    "EXIT_USAGE",
+]
+
+EXIT_OK: Final = 0
+#: One ``tpd-qa: error: …`` line on stderr says what failed and what to do.
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+#: The index was built, but some files were skipped (each listed with its reason).
+EXIT_SKIPPED: Final = 3
+#: Ctrl-C: 128 + SIGINT, as shells report it.
+EXIT_INTERRUPTED: Final = 128 + int(signal.SIGINT)
+#: stdout was closed early (``tpd-qa ask … | head -1``): 128 + SIGPIPE, nothing printed.
+EXIT_BROKEN_PIPE: Final = 128 + int(signal.SIGPIPE)
+
+#: The exit statuses as ``--help`` shows them.
+EXIT_STATUS_HELP: Final = f"""\
+exit status:
+  {EXIT_OK}    success
+  {EXIT_ERROR}    error: one `tpd-qa: error: ...` line on stderr names what failed and what to
+       do (bad question or --source, missing or damaged index, permission denied,
+       disk full, a path that is not a folder, ...)
+  {EXIT_USAGE}    bad usage (unknown option, -k 0, unknown --mode)
+  {EXIT_SKIPPED}    indexed, but some files were skipped (each listed with its reason)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the index is left as it was or fully updated
+  {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); stops quietly
+"""
