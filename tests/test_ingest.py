@@ -859,3 +859,35 @@ def test_property_heading_spans(lines: list[str]) -> None:
             assert exc.reason == "empty file"
             continue
         check_invariants(doc)
+
+
+# ---------------------------------------------------------------------------------------
+# package layout
+
+
+def _imports(module: str) -> set[str]:
+    """Every module that ``tpd_qa/ingest/<module>.py`` imports."""
+    import ast
+
+    path = Path(ingest_docx.__file__).with_name(f"{module}.py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_ingest_modules_import_one_way() -> None:
+    """formats is the leaf; every module imports only modules listed before it."""
+    order = [
+        "formats", "parsed", "read", "headings",
+        "plaintext", "markdown", "pdf", "docx", "html",
+        "parser", "discovery",
+    ]  # fmt: skip
+    assert not [name for name in _imports("formats") if name.startswith("tpd_qa")]
+    for position, module in enumerate(order):
+        inside = {n.removeprefix("tpd_qa.ingest.") for n in _imports(module) if "ingest." in n}
+        assert inside <= set(order[:position]), module
