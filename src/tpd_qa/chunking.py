@@ -33,7 +33,9 @@ word_count_tokens: TokenCounter = estimate_tokens
 class ChunkerSettings:
     """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft.
 
-    ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk.
+    ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk
+    (4: sentences as :func:`tpd_qa.text.sentence_spans` cuts them, so an abbreviation
+    such as ``Dr.`` stays with its sentence, as the web UI highlights it).
     """
 
     algorithm: int = 4
