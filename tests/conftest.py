@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from documents import make_pdf
 from tpd_qa.embedding import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus" / "us-japan-technology-prosperity-deal.txt"
 SHARED = ROOT.parent / "shared"
+
+__all__ = ["ROOT", "SEED", "SHARED", "CountingEmbedder", "make_pdf"]
 
 
 @pytest.fixture(autouse=True)
@@ -77,24 +80,3 @@ class CountingEmbedder:
 @pytest.fixture
 def counting_embedder() -> CountingEmbedder:
     return CountingEmbedder()
-
-
-def make_pdf(path: Path, pages: list[str]) -> Path:
-    """Write a PDF with one page per string (lines wrapped at about 90 characters)."""
-    import textwrap
-
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
-
-    pdf = canvas.Canvas(str(path), pagesize=A4)
-    pdf.setTitle(path.stem.replace("-", " ").title())
-    for page in pages:
-        y = 800
-        for paragraph in page.split("\n\n"):
-            for line in textwrap.wrap(paragraph, 90):
-                pdf.drawString(50, y, line)
-                y -= 14
-            y -= 10
-        pdf.showPage()
-    pdf.save()
-    return path

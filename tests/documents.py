@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import io
+import textwrap
+from pathlib import Path
 
 import docx
 from pypdf import PdfReader, PdfWriter
+from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
 
-def pdf_bytes(pages: list[list[str]], *, title: str | None = None) -> bytes:
-    """A PDF with one page per list of lines, each line drawn as one text run."""
+def pdf_bytes(
+    pages: list[list[str]], *, title: str | None = None, wrap: int | None = None
+) -> bytes:
+    """A PDF with one page per list of strings.
+
+    Without ``wrap`` every string is one text run (one line); with it every string is a
+    paragraph, wrapped at ``wrap`` characters, and paragraphs are a little apart.
+    """
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer)
+    pdf = canvas.Canvas(buffer, pagesize=A4)
     if title is not None:
         pdf.setTitle(title)
-    for lines in pages:
-        y = 750
-        for line in lines:
-            pdf.drawString(72, y, line)
-            y -= 20
+    left, leading, gap = (72, 20, 0) if wrap is None else (50, 14, 10)
+    for paragraphs in pages:
+        y = 750 if wrap is None else 800
+        for paragraph in paragraphs:
+            for line in [paragraph] if wrap is None else textwrap.wrap(paragraph, wrap):
+                pdf.drawString(left, y, line)
+                y -= leading
+            y -= gap
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """Write a PDF with one page per string (blank-line separated paragraphs wrapped at
+    about 90 characters), titled after the file name."""
+    title = path.stem.replace("-", " ").title()
+    path.write_bytes(pdf_bytes([page.split("\n\n") for page in pages], title=title, wrap=90))
+    return path
 
 
 def encrypt_pdf(data: bytes, user: str, owner: str | None = None) -> bytes:

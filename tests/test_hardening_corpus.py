@@ -43,7 +43,7 @@ _RUNNER = r"""
 import os, sys
 if sys.argv[1] == "patched":
     import builtins
-    from tpd_qa import ingest
+    from tpd_qa.ingest import read as ingest_read
     real_open, real_scandir = builtins.open, os.scandir
     def refuse(path):
         if os.path.basename(os.fspath(path)).startswith("locked"):
@@ -54,7 +54,7 @@ if sys.argv[1] == "patched":
     def guarded_scandir(path="."):
         refuse(path)
         return real_scandir(path)
-    ingest.open = guarded_open
+    ingest_read.open = guarded_open
     os.scandir = guarded_scandir
 from tpd_qa.cli import main
 code = main(sys.argv[2:])

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from documents import encrypt_pdf, pdf_bytes, scanned_pdf_bytes
-from tpd_qa import ingest
+from documents import docx_bytes, encrypt_pdf, pdf_bytes, scanned_pdf_bytes
+from tpd_qa.api import build_index
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest import (
     DEFAULT_MAX_BYTES,
@@ -31,6 +31,11 @@ from tpd_qa.ingest import (
     parse,
     read_file,
 )
+from tpd_qa.ingest import discovery as ingest_discovery
+from tpd_qa.ingest import docx as ingest_docx
+from tpd_qa.ingest import parsed as ingest_parsed
+from tpd_qa.ingest import plaintext as ingest_plaintext
+from tpd_qa.ingest import read as ingest_read
 from tpd_qa.records import Document
 
 JAPANESE = (
@@ -193,7 +198,7 @@ def test_discover_permission_denied_folder(tmp_path: Path, monkeypatch: pytest.M
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(ingest.os, "scandir", scandir)
+    monkeypatch.setattr(ingest_discovery.os, "scandir", scandir)
     by_source = {c.source: c for c in discover(corpus, exclude=[index])}
     assert by_source["reports/deep"].skip_reason == "cannot read folder: permission denied"
     assert "reports/deep/NOTES.MD" not in by_source
@@ -234,7 +239,7 @@ def test_read_file_small_limit_and_growth(tmp_path: Path, monkeypatch: pytest.Mo
     # The file "grows" after stat: the read stops at max_bytes + 1 and is refused.
     real_stat = os.stat
     small = os.stat_result((*real_stat(path)[:6], 5, *real_stat(path)[7:]))
-    monkeypatch.setattr(ingest.os, "stat", lambda p: small)
+    monkeypatch.setattr(ingest_read.os, "stat", lambda p: small)
     with pytest.raises(IngestError, match="file too large"):
         read_file(path, max_bytes=10)
 
@@ -260,7 +265,7 @@ def test_read_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(ingest, "open", denied, raising=False)
+    monkeypatch.setattr(ingest_read, "open", denied, raising=False)
     with pytest.raises(IngestError) as info:
         read_file(path)
     assert info.value.reason == "cannot read file: permission denied"
@@ -383,7 +388,7 @@ def test_random_bytes_rejected_for_every_format() -> None:
 
 
 def test_text_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "MAX_TEXT_CHARS", 100)
+    monkeypatch.setattr(ingest_parsed, "MAX_TEXT_CHARS", 100)
     assert reason_of(b"word " * 50, "long.txt").startswith("text too long")
     assert reason_of(b"<p>" + b"word " * 50 + b"</p>", "long.html").startswith("text too long")
 
@@ -394,7 +399,7 @@ def test_unsupported_suffix_and_unexpected_errors(monkeypatch: pytest.MonkeyPatc
     def boom(data: bytes, source: str) -> None:
         raise ValueError("kaboom")
 
-    monkeypatch.setitem(ingest._PARSERS, ".txt", boom)
+    monkeypatch.setattr(ingest_plaintext, "parse", boom)
     with pytest.raises(IngestError) as info:
         parse(b"hello", "x.txt")
     assert info.value.reason == "could not parse: ValueError: kaboom"
@@ -602,12 +607,64 @@ def test_docx_zip_bomb_real_size() -> None:
 
 
 def test_docx_zip_bomb_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "DOCX_RATIO_MIN_SIZE", 1024)
+    monkeypatch.setattr(ingest_docx, "DOCX_RATIO_MIN_SIZE", 1024)
     data = zip_bytes({"word/document.xml": bytes(512 * 1024)})
     assert reason_of(data, "bomb.docx") == "suspicious compression (zip bomb?)"
-    monkeypatch.setattr(ingest, "DOCX_RATIO_MIN_SIZE", 10 * 1024 * 1024)
-    monkeypatch.setattr(ingest, "DOCX_MAX_UNCOMPRESSED", 1024)
+    monkeypatch.setattr(ingest_docx, "DOCX_RATIO_MIN_SIZE", 10 * 1024 * 1024)
+    monkeypatch.setattr(ingest_docx, "DOCX_MAX_UNCOMPRESSED", 1024)
     assert reason_of(data, "bomb.docx") == "suspicious compression (zip bomb?)"
+
+
+def many_part_bomb(parts: int) -> bytes:
+    """A real, readable DOCX plus ``parts`` media parts of zeros, each just under the size
+    from which the compression ratio is checked (so no single part looks like a bomb)."""
+    part_size = ingest_docx.DOCX_RATIO_MIN_SIZE - 100 * 1024
+    buffer = io.BytesIO(docx_bytes(["A short and harmless paragraph."]))
+    block = bytes(1024 * 1024)
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for n in range(parts):
+            with archive.open(f"word/media/padding{n}.bin", "w") as member:
+                left = part_size
+                while left:
+                    step = min(left, len(block))
+                    member.write(block[:step])
+                    left -= step
+    return buffer.getvalue()
+
+
+def test_docx_many_parts_bomb_is_bounded_by_the_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The case from the safety issue: 19 parts x 9.9 MB = 188 MB unpacked, compressed small.
+    data = many_part_bomb(19)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        sizes = [m.file_size for m in archive.infolist() if m.filename.startswith("word/media/")]
+    assert len(sizes) == 19 and max(sizes) < ingest_docx.DOCX_RATIO_MIN_SIZE
+    assert sum(sizes) > ingest_docx.DOCX_MAX_UNCOMPRESSED
+    assert len(data) < 2 * 1024 * 1024
+
+    opened: list[object] = []
+    monkeypatch.setattr(docx, "Document", lambda *args: opened.append(args))
+    assert reason_of(data, "bomb.docx") == "suspicious compression (zip bomb?)"
+    assert not opened, "python-docx must not open the file"
+
+    # Through the whole pipeline the file is skipped with that reason; the rest is indexed.
+    monkeypatch.undo()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bomb.docx").write_bytes(data)
+    (corpus / "note.txt").write_text("The okapi sanctuary opened in Epulu.\n", encoding="utf-8")
+    report = build_index(corpus, tmp_path / "index", model="hash")
+    assert [(o.source, o.reason) for o in report.skipped] == [
+        ("bomb.docx", "suspicious compression (zip bomb?)")
+    ]
+    assert [o.source for o in report.by_status("added")] == ["note.txt"]
+
+
+def test_docx_with_parts_under_the_total_is_read() -> None:
+    # The same construction, within the bound: python-docx opens it and the text is kept.
+    doc = parse_ok(many_part_bomb(2), "padded.docx")
+    assert doc.text == "A short and harmless paragraph."
 
 
 # ---------------------------------------------------------------------------------------
@@ -802,3 +859,35 @@ def test_property_heading_spans(lines: list[str]) -> None:
             assert exc.reason == "empty file"
             continue
         check_invariants(doc)
+
+
+# ---------------------------------------------------------------------------------------
+# package layout
+
+
+def _imports(module: str) -> set[str]:
+    """Every module that ``tpd_qa/ingest/<module>.py`` imports."""
+    import ast
+
+    path = Path(ingest_docx.__file__).with_name(f"{module}.py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_ingest_modules_import_one_way() -> None:
+    """formats is the leaf; every module imports only modules listed before it."""
+    order = [
+        "formats", "parsed", "read", "headings",
+        "plaintext", "markdown", "pdf", "docx", "html",
+        "parser", "discovery",
+    ]  # fmt: skip
+    assert not [name for name in _imports("formats") if name.startswith("tpd_qa")]
+    for position, module in enumerate(order):
+        inside = {n.removeprefix("tpd_qa.ingest.") for n in _imports(module) if "ingest." in n}
+        assert inside <= set(order[:position]), module

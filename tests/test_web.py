@@ -6,14 +6,12 @@ The WebApp tests use the deterministic ``hash`` embedder, so they need no model.
 from __future__ import annotations
 
 import html
-import io
 import re
 import socket
 import subprocess
 import sys
 import threading
 import time
-import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,9 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_pdf
-from documents import docx_bytes
-from tpd_qa import api, uploads, views
-from tpd_qa.errors import ConfigError, QueryError, UploadError
+from tpd_qa import api, views
+from tpd_qa.errors import ConfigError, QueryError
 from tpd_qa.records import BuildReport, DocumentInfo, FileOutcome, Passage
 from tpd_qa.web import WebApp, _check_port, _is_loopback
 
@@ -255,95 +252,6 @@ def test_render_documents_and_report() -> None:
     shown = views.render_report(report)
     assert "Incremental update" in shown and "1 skipped" in shown and "1 added" in shown
     assert "no text layer &lt;scanned?&gt;" in shown and "same.txt" not in shown
-
-
-# ---------------------------------------------------------------------------- uploads
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("../../etc/passwd.txt", "passwd.txt"),
-        ("..\\..\\windows\\notes.md", "notes.md"),
-        (".hidden.md", "hidden.md"),
-        ("report<script>.PDF", "report_script.pdf"),
-        ("CON.txt", "file-CON.txt"),
-        ("東京 メモ.md", "東京 メモ.md"),
-        ("a\x00b\x1f.txt", "a_b.txt"),
-        ("x" * 300 + ".docx", "x" * uploads.MAX_NAME_CHARS + ".docx"),
-    ],
-)
-def test_sanitize_filename(name: str, expected: str) -> None:
-    assert uploads.sanitize_filename(name) == expected
-
-
-@pytest.mark.parametrize("name", ["evil.exe", ".bashrc", "...txt", "noext", "/.md", "a/.."])
-def test_sanitize_filename_refuses(name: str) -> None:
-    with pytest.raises(UploadError):
-        uploads.sanitize_filename(name)
-
-
-def _zip_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("hello.txt", "hi")
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "reason"),
-    [
-        ("a.pdf", b"hello, not a pdf at all", "not a PDF"),
-        ("a.txt", b"%PDF-1.7\n%binary", "content is a PDF"),
-        ("a.md", b"\x89PNG\r\n\x1a\n0000", "PNG image"),
-        ("a.txt", b"text\x00\x00\x00binary", "binary data"),
-        ("a.docx", b"plain text", "not a Word .docx"),
-        ("a.txt", b"   \n\t ", "empty"),
-        ("a.html", b"<html><body><script>x()</script></body></html>", ""),
-    ],
-)
-def test_check_content_refuses_mismatched_content(name: str, data: bytes, reason: str) -> None:
-    with pytest.raises(UploadError, match=re.escape(reason) if reason else None):
-        uploads.check_content(data, name)
-
-
-def test_check_content_refuses_a_zip_renamed_docx_and_oversized_files() -> None:
-    with pytest.raises(UploadError, match=r"without word/document\.xml"):
-        uploads.check_content(_zip_bytes(), "a.docx")
-    with pytest.raises(UploadError, match="too large"):
-        uploads.check_content(b"x" * 101, "a.txt", max_bytes=100)
-
-
-def test_check_content_accepts_real_files(tmp_path: Path) -> None:
-    pdf = make_pdf(tmp_path / "memo.pdf", ["Fusion energy cooperation between partners."])
-    uploads.check_content(pdf.read_bytes(), "memo.pdf")
-    uploads.check_content(docx_bytes(["Quantum cooperation."]), "memo.docx")
-    uploads.check_content("# Titel\n\nÄrger über Umlaute.".encode(), "memo.md")
-    uploads.check_content(b"<html><body><p>Hello</p></body></html>", "memo.html")
-
-
-def test_store_upload_never_overwrites_and_refuses_duplicates(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "notes.md").write_text("original", encoding="utf-8")
-    first = uploads.store_upload(corpus, "../notes.md", b"# New\n\nnew text")
-    assert first.name == "notes-2.md" and first.path.parent == corpus
-    assert (corpus / "notes.md").read_text(encoding="utf-8") == "original"
-    second = uploads.store_upload(corpus, "notes.md", b"# Other\n\nmore text")
-    assert second.name == "notes-3.md"
-    with pytest.raises(UploadError, match=r"already in the corpus as notes-2\.md"):
-        uploads.store_upload(
-            corpus, "again.md", b"# New\n\nnew text", known={first.sha256: first.name}
-        )
-    assert sorted(p.name for p in corpus.iterdir()) == ["notes-2.md", "notes-3.md", "notes.md"]
-
-
-def test_read_upload_limits_size(tmp_path: Path) -> None:
-    big = tmp_path / "big.txt"
-    big.write_bytes(b"a" * 2048)
-    with pytest.raises(UploadError, match="too large"):
-        uploads.read_upload(big, max_bytes=1024)
-    assert uploads.read_upload(big, max_bytes=4096) == b"a" * 2048
 
 
 # ---------------------------------------------------------------------------- WebApp

@@ -8,36 +8,37 @@ limit. Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.tex
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tpd_qa.records import Chunk, Document, Heading
+from tpd_qa.text import estimate_tokens, line_starts, list_marker, sentence_spans
 
 __all__ = ["Chunker", "ChunkerSettings", "word_count_tokens"]
 
 TokenCounter = Callable[[str], int]
 
-_LIST_ITEM = re.compile(r"[ \t]*(?:(\d{1,3})[.)]|\(([a-z]|\d{1,3})\)|[-*•▪◦‣])[ \t]+\S")
-_SENTENCE_END = re.compile(r"[.!?。！？;:][\"'”’)\]]*[ \t]*$")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*(?:\s+|(?=[^\s\x00-\x7f]))")
+# A line ending like this closes its paragraph: the next line starts a new block.
+_CLAUSE_END = re.compile(r"[.!?。！？;:][\"'”’)\]]*[ \t]*$")
 _WORD = re.compile(r"\S+")
 
-
-def word_count_tokens(text: str) -> int:
-    """A cheap stand-in token counter: roughly 1.3 word-pieces per word."""
-    return (len(text.split()) * 13 + 9) // 10
+#: The default token counter: :func:`tpd_qa.text.estimate_tokens`.
+word_count_tokens: TokenCounter = estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkerSettings:
     """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft.
 
-    ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk.
+    ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk
+    (4: sentences as :func:`tpd_qa.text.sentence_spans` cuts them, so an abbreviation
+    such as ``Dr.`` stays with its sentence, as the web UI highlights it).
     """
 
-    algorithm: int = 3
+    algorithm: int = 4
     max_tokens: int = 220
     target_tokens: int = 160
     min_chars: int = 200
@@ -110,9 +111,7 @@ class Chunker:
                 yield _Unit(block.start, block.end, tokens, index, True)
                 continue
             first = True
-            marker = _LIST_ITEM.match(text, block.start, block.end)
-            body = marker.end() - 1 if marker else block.start  # "1. " is not a sentence
-            for start, end in _sentences(text, block.start, block.end, body):
+            for start, end in _sentences(text, block.start, block.end):
                 pieces = [(start, end)]
                 sentence_tokens = self.count_tokens(text[start:end])
                 if sentence_tokens > self.settings.max_tokens:
@@ -234,11 +233,9 @@ def _best_cut(text: str, start: int, end: int) -> tuple[int, int] | None:
 def _blocks(text: str, headings: tuple[Heading, ...]) -> list[_Block]:
     """Paragraph-level blocks: headings, list items, and paragraphs (soft line wraps joined)."""
     heading_starts = {h.start: h for h in headings}
-    lines: list[tuple[int, int]] = []
-    position = 0
-    for line in text.split("\n"):
-        lines.append((position, position + len(line)))
-        position += len(line) + 1
+    # (start, end) of every line; the next line starts one past the end's "\n".
+    bounds = [*line_starts(text), len(text) + 1]
+    lines = [(start, stop - 1) for start, stop in itertools.pairwise(bounds)]
     blocks: list[_Block] = []
     current: list[int] | None = None
     current_item: str | None = None
@@ -254,8 +251,8 @@ def _blocks(text: str, headings: tuple[Heading, ...]) -> list[_Block]:
         left = line_start + (len(line) - len(line.lstrip()))
         right = line_start + len(line.rstrip())
         heading = _heading_on_line(heading_starts, headings, left, right)
-        item_match = _LIST_ITEM.match(text, line_start, line_end)
-        starts_new = heading is not None or item_match is not None or previous_end_sentence
+        marker = list_marker(text, line_start, line_end)
+        starts_new = heading is not None or marker is not None or previous_end_sentence
         if current is not None and starts_new:
             blocks.append(_Block(current[0], current[1], False, current_item))
             current = None
@@ -265,10 +262,10 @@ def _blocks(text: str, headings: tuple[Heading, ...]) -> list[_Block]:
             continue
         if current is None:
             current = [left, right]
-            current_item = _item_label(item_match) if item_match else None
+            current_item = marker.label if marker else None
         else:
             current[1] = right
-        previous_end_sentence = bool(_SENTENCE_END.search(text, left, right))
+        previous_end_sentence = bool(_CLAUSE_END.search(text, left, right))
     if current is not None:
         blocks.append(_Block(current[0], current[1], False, current_item))
     return blocks
@@ -283,34 +280,16 @@ def _heading_on_line(
     return starts.get(left)
 
 
-def _item_label(match: re.Match[str]) -> str | None:
-    number = match.group(1) or match.group(2)
-    return number if number else None
-
-
-def _sentences(
-    text: str, start: int, end: int, body: int | None = None
-) -> Iterator[tuple[int, int]]:
-    """Sentence spans inside text[start:end], trimmed of surrounding whitespace.
-
-    Breaks before ``body`` (the end of a list marker such as ``1.``) are ignored.
-    """
-    position = start
-    for match in _SENTENCE_BREAK.finditer(text, start if body is None else body, end):
-        cut = match.start() + len(match.group().rstrip())
-        if cut > position:
-            yield from _trimmed(text, position, cut)
-        position = match.end()
-    if position < end:
-        yield from _trimmed(text, position, end)
-
-
-def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    piece = text[start:end]
-    stripped = piece.strip()
-    if stripped:
-        left = start + (len(piece) - len(piece.lstrip()))
-        yield left, left + len(stripped)
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans inside text[start:end] (a list marker such as ``1.`` stays with the
+    sentence after it)."""
+    marker = list_marker(text, start, end)
+    if marker is None:
+        return sentence_spans(text, start, end)
+    spans = sentence_spans(text, marker.body, end)
+    if spans:
+        spans[0] = (start, spans[0][1])
+    return spans
 
 
 def _section(

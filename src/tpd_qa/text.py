@@ -1,4 +1,5 @@
-"""Text rules shared by ingestion, chunking and highlighting: lines, sentences, tokens.
+"""Text rules shared by ingestion, chunking and highlighting: lines, sentences, list items,
+tokens.
 
 Each rule lives here once, so a passage is cut at the same sentence boundary that the
 web UI highlights and the token estimate is the same everywhere.
@@ -7,9 +8,18 @@ web UI highlights and the token estimate is the same everywhere.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ABBREVIATIONS", "estimate_tokens", "line_starts", "sentence_spans"]
+__all__ = [
+    "ABBREVIATIONS",
+    "ListMarker",
+    "estimate_tokens",
+    "is_markdown_list_item",
+    "line_starts",
+    "list_marker",
+    "sentence_spans",
+]
 
 #: Words that end with a full stop without ending a sentence.
 ABBREVIATIONS: Final = frozenset(
@@ -20,6 +30,26 @@ ABBREVIATIONS: Final = frozenset(
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|[。！？]+[」』）\"'”’)\]]*")
 _SENTENCE_OR_LINE_END = re.compile(_SENTENCE_END.pattern + r"|\n")
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*")
+
+# List items come in two dialects, and they genuinely differ:
+# * in the text of any document (PDF, DOCX, HTML, plain text; what chunking reads), an item
+#   is a line starting, at any indentation, with a number ``3.``/``3)``, a label ``(b)``/
+#   ``(12)`` or a bullet (``-``, ``*`` and the typographic ones), then text;
+# * in Markdown source, CommonMark decides: at most three spaces of indentation, only
+#   ``-``/``+``/``*`` or up to nine digits with ``.``/``)``, and an empty item counts. A
+#   line ``(a) Scope`` underlined with ``---`` is a heading there, not a list item.
+_LIST_ITEM = re.compile(r"[ \t]*(?:(\d{1,3})[.)]|\(([a-z]|\d{1,3})\)|[-*•▪◦‣])[ \t]+(?=\S)")
+_MARKDOWN_LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class ListMarker:
+    """The marker that opens a list item: where its text begins and its number or letter."""
+
+    #: Offset of the item's text, after the marker and the space behind it.
+    body: int
+    #: ``"3"`` for ``3.``, ``"b"`` for ``(b)``; ``None`` for a bullet.
+    label: str | None
 
 
 def estimate_tokens(text: str) -> int:
@@ -35,6 +65,19 @@ def line_starts(text: str) -> list[int]:
         starts.append(position + 1)
         position = text.find("\n", position + 1)
     return starts
+
+
+def list_marker(text: str, start: int = 0, end: int | None = None) -> ListMarker | None:
+    """The list-item marker at the start of the line ``text[start:end]``, if there is one."""
+    match = _LIST_ITEM.match(text, start, len(text) if end is None else end)
+    if match is None:
+        return None
+    return ListMarker(match.end(), match.group(1) or match.group(2))
+
+
+def is_markdown_list_item(line: str) -> bool:
+    """Does the Markdown source ``line`` open a list item (CommonMark syntax)?"""
+    return _MARKDOWN_LIST_ITEM.match(line) is not None
 
 
 def sentence_spans(

@@ -10,23 +10,31 @@ an existing file.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import threading
 import unicodedata
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tpd_qa.errors import IngestError, UploadError
-from tpd_qa.ingest import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, content_hash, parse
+from tpd_qa.ingest import (
+    DEFAULT_MAX_BYTES,
+    SUPPORTED_SUFFIXES,
+    Format,
+    content_hash,
+    format_for,
+    parse,
+    sniff,
+)
+from tpd_qa.limits import MAX_UPLOAD_BYTES
 
 __all__ = [
     "UPLOAD_MAX_BYTES",
     "MAX_FILES_PER_UPLOAD",
     "MAX_NAME_CHARS",
+    "SUPPORTED_SUFFIXES",
     "StoredUpload",
     "sanitize_filename",
     "sniff",
@@ -36,32 +44,16 @@ __all__ = [
 ]
 
 #: Largest accepted upload (bytes); never more than the corpus reader's own limit.
-UPLOAD_MAX_BYTES: int = min(DEFAULT_MAX_BYTES, 25 * 1024 * 1024)
+UPLOAD_MAX_BYTES: int = min(DEFAULT_MAX_BYTES, MAX_UPLOAD_BYTES)
 #: Most files accepted in one upload action.
 MAX_FILES_PER_UPLOAD: int = 20
 #: Longest file name stem kept (characters).
 MAX_NAME_CHARS: int = 100
 
-_TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
 _ALLOWED_PUNCTUATION = frozenset(" ._-()[]+,&'")
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 )
-# Binary formats a text upload must not be (a renamed PDF, image, archive, program...).
-_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF"),
-    (b"PK\x03\x04", "a zip archive (DOCX, XLSX...)"),
-    (b"\x7fELF", "a program"),
-    (b"MZ", "a Windows program"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf", "a 7-zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"\xd0\xcf\x11\xe0", "an old Office document"),
-)
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,49 +107,38 @@ def sanitize_filename(name: str) -> str:
     return f"{stem}{suffix}"
 
 
-def sniff(data: bytes) -> str:
-    """What the bytes look like: ``pdf``, ``docx``, ``zip``, ``binary:<what>`` or ``text``."""
-    if b"%PDF-" in data[:1024]:
-        return "pdf"
-    if data.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = set(archive.namelist())
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            return "binary:a damaged zip archive"
-        return "docx" if "word/document.xml" in names else "zip"
-    for magic, what in _BINARY_MAGIC:
-        if data.startswith(magic):
-            return f"binary:{what}"
-    if not data.startswith(_BOMS[1:]) and b"\x00" in data[:8192]:
-        return "binary:binary data"
-    return "text"
-
-
 def check_content(data: bytes, name: str, *, max_bytes: int = UPLOAD_MAX_BYTES) -> None:
     """Refuse ``data`` unless it is a non-empty, indexable file of the type ``name`` says."""
     if len(data) > max_bytes:
         raise UploadError(f"too large ({_mib(len(data))}; the limit is {_mib(max_bytes)})")
     if not data.strip():
         raise UploadError("empty file")
-    suffix = PurePosixPath(name).suffix.lower()
+    fmt = format_for(name)
+    if fmt is None:
+        raise UploadError(f"unsupported file type {PurePosixPath(name).suffix or '(no extension)'}")
     kind = sniff(data)
-    if suffix == ".pdf" and kind != "pdf":
-        raise UploadError("not a PDF: the content does not start with %PDF-")
-    if suffix == ".docx" and kind != "docx":
-        found = "a zip without word/document.xml" if kind == "zip" else "not a zip"
-        raise UploadError(f"not a Word .docx document ({found})")
-    if suffix in _TEXT_SUFFIXES and kind != "text":
-        what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}.get(
-            kind, kind.removeprefix("binary:")
-        )
-        raise UploadError(f"the content is {what}, not {suffix[1:].upper()} text")
+    expected = "text" if fmt.is_text else fmt.kind
+    if kind != expected:
+        raise UploadError(_mismatch(fmt, kind, name))
     try:
         document = parse(data, name)
     except IngestError as exc:
         raise UploadError(exc.reason) from exc
     if not document.text.strip():
         raise UploadError("no text found in the file")
+
+
+def _mismatch(fmt: Format, kind: str, name: str) -> str:
+    """Why content that :func:`sniff` calls ``kind`` is not a file of format ``fmt``."""
+    if fmt.kind == "pdf":
+        return "not a PDF: the content does not start with %PDF-"
+    if fmt.kind == "docx":
+        found = "a zip without word/document.xml" if kind == "zip" else "not a zip"
+        return f"not a Word .docx document ({found})"
+    what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}.get(
+        kind, kind.removeprefix("binary:")
+    )
+    return f"the content is {what}, not {PurePosixPath(name).suffix[1:].upper()} text"
 
 
 def read_upload(path: str | Path, *, max_bytes: int = UPLOAD_MAX_BYTES) -> bytes:
