@@ -155,8 +155,9 @@ def test_hnsw_load_rejects_other_vectors(
     hnsw, _ = indexes
     path = tmp_path / "dense.faiss"
     hnsw.save(path)
-    with pytest.raises(IndexCorruptError, match="index --full"):
+    with pytest.raises(IndexCorruptError) as damaged:
         DenseIndex.load(path, np.zeros(shape, dtype=np.float32))
+    assert damaged.value.remedy == "rebuild_full"
 
 
 def test_hnsw_needs_its_vectors(indexes: tuple[DenseIndex, DenseIndex]) -> None:
@@ -178,7 +179,7 @@ def test_index_with_hnsw_round_trips(
 
     monkeypatch.setattr(DenseIndex, "build", classmethod(always_hnsw))
     index, _ = Index.build(corpus, settings=settings, embedder=fake_embedder)
-    assert index._dense is not None and index._dense.kind == "hnsw"
+    assert index.state.dense is not None and index.state.dense.kind == "hnsw"
     directory = tmp_path / "index"
     index.save(directory)
     monkeypatch.undo()
@@ -186,7 +187,7 @@ def test_index_with_hnsw_round_trips(
     assert manifest["dense"]["kind"] == "hnsw"
     assert (directory / manifest["generation"] / "dense.faiss").is_file()
     loaded = Index.load(directory, embedder=fake_embedder)
-    assert loaded._dense is not None and loaded._dense.kind == "hnsw"
+    assert loaded.state.dense is not None and loaded.state.dense.kind == "hnsw"
     source = "notes.md"
     for question in ("Which facility will help commercialize fusion?", "lunar surface"):
         for sources in (None, [source]):

@@ -178,20 +178,20 @@ def test_update_without_changes_keeps_the_search_structures(
     _, directory, embedder = built
     index = reload(directory, embedder)
     before = all_results(index)
-    sparse, dense = index._sparse, index._dense
+    sparse, dense = index.state.sparse, index.state.dense
 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("search structures rebuilt although nothing changed")
 
-    monkeypatch.setattr("tpd_qa.index.SparseIndex.build", refuse)
-    monkeypatch.setattr("tpd_qa.index.DenseIndex.build", refuse)
+    monkeypatch.setattr("tpd_qa.sparse.SparseIndex.build", refuse)
+    monkeypatch.setattr("tpd_qa.dense.DenseIndex.build", refuse)
     index.update(corpus)
-    assert index._sparse is sparse and index._dense is dense
+    assert index.state.sparse is sparse and index.state.dense is dense
     # a rename that keeps the order of documents keeps them too, under the new name
     (corpus / "notes.md").rename(corpus / "notes2.md")
     report = index.update(corpus)
     assert statuses(report)["notes2.md"] == "renamed"
-    assert index._sparse is sparse
+    assert index.state.sparse is sparse
     renamed = [
         [
             {**p, "source": p["source"].replace("notes2.md", "notes.md"), "citation": ""}
@@ -252,20 +252,20 @@ def test_edited_document_reembeds_only_its_changed_passages(
     assert [t.split("\n", 1)[1] for b in counting_embedder.batches for t in b] == [paragraphs[2]]
     # reused vectors are exactly the ones a fresh build computes
     fresh, _ = Index.build(corpus, settings=settings, embedder=HashEmbedder(64))
-    assert np.array_equal(index._vectors, fresh._vectors)
+    assert np.array_equal(index.state.vectors, fresh.state.vectors)
     assert all_results(index) == all_results(fresh)
 
 
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written a moment ago count as settled (the racy-timestamp guard is off)."""
-    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)
+    monkeypatch.setattr("tpd_qa.index.sync._RACY_NS", 0)
 
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the corpus files the index reads."""
-    import tpd_qa.index as index_module
+    import tpd_qa.index.sync as index_module
 
     seen: list[str] = []
     real = index_module.read_file
@@ -316,7 +316,7 @@ def test_api_saves_stat_records_once_files_settle(
     """A file too fresh to trust its stat is recorded later, even if nothing else changed."""
     directory = tmp_path / "index"
     api.build_index(corpus, directory, model="hash")  # every file fresh: no stat records
-    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)  # now they have settled
+    monkeypatch.setattr("tpd_qa.index.sync._RACY_NS", 0)  # now they have settled
     reads.clear()
     api.build_index(corpus, directory, model="hash")
     assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME])
@@ -562,7 +562,7 @@ def test_vectors_are_unit_length_and_match_chunk_rows(
     manifest = read_manifest(directory)
     vectors = np.load(directory / manifest["generation"] / "vectors.npy")
     # row i is the embedding of chunk i: re-embedding a chunk's text gives its row back
-    from tpd_qa.index import _embedding_text
+    from tpd_qa.index.state import embedding_text as _embedding_text
 
     chunks = loaded.chunks()
     titles = {d.sha256: d.title for d in loaded.documents()}

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from tpd_qa import api
-from tpd_qa import index as index_module
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import (
     IndexCorruptError,
@@ -22,6 +21,7 @@ from tpd_qa.errors import (
     TpdQaError,
 )
 from tpd_qa.index import FORMAT_VERSION, MARKER, Index, IndexSettings, index_lock, read_manifest
+from tpd_qa.index import store as index_module
 from tpd_qa.sparse import SparseIndex
 
 SETTINGS = IndexSettings(model="hash:64")
@@ -153,13 +153,16 @@ def test_old_generation_is_removed_after_replace(saved: tuple[Path, list]) -> No
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    with pytest.raises(IndexNotFoundError) as nothing:
         Index.load(tmp_path / "nothing-here")
+    assert nothing.value.remedy == "build"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    with pytest.raises(IndexNotFoundError) as empty:
         Index.load(tmp_path / "empty")
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    assert empty.value.remedy == "build"
+    with pytest.raises(IndexNotFoundError) as via_api:
         api.retrieve("question", index_dir=tmp_path / "empty")
+    assert via_api.value.remedy == "build"
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -179,8 +182,9 @@ def test_damaged_vectors(saved: tuple[Path, list], verify: bool, damage: str) ->
         path.write_bytes(b"")
     else:
         path.unlink()
-    with pytest.raises(IndexCorruptError, match="tpd-qa index"):
+    with pytest.raises(IndexCorruptError) as damaged:
         Index.load(directory, verify=verify)
+    assert damaged.value.remedy == "rebuild_full"
 
 
 @pytest.mark.parametrize("name", ["chunks.jsonl", "documents.jsonl"])

@@ -227,6 +227,19 @@ def _report_dict(report: BuildReport) -> dict[str, object]:
     }
 
 
+def _error_line(exc: TpdQaError) -> str:
+    """The error as the CLI prints it: the message, then its remedy as a command to run."""
+    remedies = {
+        "build": ": run `tpd-qa index` first",
+        "rebuild": ": run `tpd-qa index` to rebuild it for this model",
+        "rebuild_full": ": run `tpd-qa index --full`",
+        "wait": "; try again when it finishes",
+        "choose_index": "; choose another --index",
+        "choose_corpus": "; choose another --corpus",
+    }
+    return f"tpd-qa: error: {exc}{remedies.get(exc.remedy or '', '')}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tpd-qa`` console script."""
     args = _parser().parse_args(argv)
@@ -237,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except TpdQaError as exc:
-        print(f"tpd-qa: error: {exc}", file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("tpd-qa: interrupted", file=sys.stderr)
