@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import build_test_index
 from tpd_qa import dense as dense_module
 from tpd_qa.dense import DenseIndex
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import IndexCorruptError
-from tpd_qa.index import Index, IndexSettings, read_manifest
+from tpd_qa.index import Index, read_manifest
 
 DIMENSION = 48
 KS = (1, 10, 50, 100)  # Index.search asks the dense index for 100 candidates
@@ -170,15 +171,14 @@ def test_index_with_hnsw_round_trips(
     corpus: Path, tmp_path: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Index.save writes dense.faiss for the HNSW kind and Index.load hands it the vectors."""
-    settings = IndexSettings(model="hash:64")
-    flat, _ = Index.build(corpus, settings=settings, embedder=fake_embedder)
+    flat, _ = build_test_index(corpus, embedder=fake_embedder)
     build = DenseIndex.build.__func__  # type: ignore[attr-defined]
 
     def always_hnsw(cls: type[DenseIndex], vectors: np.ndarray, **kwargs: object) -> DenseIndex:
         return build(cls, vectors, kind="hnsw")
 
     monkeypatch.setattr(DenseIndex, "build", classmethod(always_hnsw))
-    index, _ = Index.build(corpus, settings=settings, embedder=fake_embedder)
+    index, _ = build_test_index(corpus, embedder=fake_embedder)
     assert index.state.dense is not None and index.state.dense.kind == "hnsw"
     directory = tmp_path / "index"
     index.save(directory)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import build_test_index
 from tpd_qa import api
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import (
@@ -20,11 +21,10 @@ from tpd_qa.errors import (
     IndexNotFoundError,
     TpdQaError,
 )
-from tpd_qa.index import FORMAT_VERSION, MARKER, Index, IndexSettings, index_lock, read_manifest
+from tpd_qa.index import FORMAT_VERSION, MARKER, Index, index_lock, read_manifest
 from tpd_qa.index import store as index_module
 from tpd_qa.sparse import SparseIndex
 
-SETTINGS = IndexSettings(model="hash:64")
 QUESTIONS = ["fusion JT-60SA facility", "financial commitments money", "lithography"]
 
 
@@ -39,9 +39,8 @@ def answers(index: Index) -> list[list[dict]]:
 @pytest.fixture
 def saved(corpus: Path, tmp_path: Path, fake_embedder: HashEmbedder) -> tuple[Path, list]:
     """An index of the corpus saved in tmp_path/index, plus its answers."""
-    index, _ = Index.build(corpus, settings=SETTINGS, embedder=fake_embedder)
     directory = tmp_path / "index"
-    index.save(directory)
+    build_test_index(corpus, directory, embedder=fake_embedder)
     return directory, answers(Index.load(directory))
 
 

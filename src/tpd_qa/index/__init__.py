@@ -52,6 +52,7 @@ __all__ = [
     "IndexState",
     "IndexStore",
     "ProgressCallback",
+    "QueryVectors",
     "SearchSettings",
     "Searcher",
     "Snapshot",
