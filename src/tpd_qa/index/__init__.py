@@ -326,20 +326,11 @@ class Index:
         verify: bool = True,
     ) -> Index:
         """Load the index held by ``store``; see :meth:`load`."""
-        built_with, dimension = store.model()
         configured = embedder.name if embedder else canonical_model_name(model) if model else None
-        if configured is not None and configured != built_with:
-            raise IndexMismatchError(
-                f"index was built with model {built_with}, but {configured} is configured",
-                remedy="rebuild",
-            )
-        if embedder is not None and embedder.dimension != dimension:
-            raise IndexMismatchError(
-                f"index vectors have dimension {dimension}, model {embedder.name} gives "
-                f"{embedder.dimension}",
-                remedy="rebuild_full",
-            )
+        _check_model(*store.model(), configured, embedder)  # before reading any data
         snapshot = store.load(verify=verify)
+        # a rebuild may have replaced the index in between: check what was actually read
+        _check_model(snapshot.model, snapshot.state.dimension, configured, embedder)
         index = cls(
             settings=snapshot.settings,
             embedder=embedder,
@@ -350,3 +341,20 @@ class Index:
         index._sparse_record = dict(snapshot.sparse_record)
         index._use(snapshot.state)
         return index
+
+
+def _check_model(
+    built_with: str, dimension: int | None, configured: str | None, embedder: Embedder | None
+) -> None:
+    """Refuse an index built with another model than the configured one."""
+    if configured is not None and configured != built_with:
+        raise IndexMismatchError(
+            f"index was built with model {built_with}, but {configured} is configured",
+            remedy="rebuild",
+        )
+    if embedder is not None and embedder.dimension != dimension:
+        raise IndexMismatchError(
+            f"index vectors have dimension {dimension}, model {embedder.name} gives "
+            f"{embedder.dimension}",
+            remedy="rebuild_full",
+        )
