@@ -1,4 +1,4 @@
-"""Query latency (p50/p95/p99, in-process ``Index.search``), dense recall and memory by size.
+"""Query latency (p50/p95/p99, in-process ``Searcher.search``), dense recall and memory by size.
 
     .venv/bin/python bench/bench_latency.py [--sizes 1000,10000,100000,1000000]
 
@@ -10,7 +10,8 @@ vector, another random real vector and Gaussian noise; ``--synthetic copies`` gi
 real vector plus noise (cosine ~0.89), i.e. clumps of near-duplicates, a harder case.
 Queries are real SciFact queries embedded by the bundled model in the timed call (each
 query text is asked once, so the query cache never helps); the timed call is the whole
-hybrid search: query embedding, FAISS, BM25, fusion and passage assembly. Dense
+hybrid search (validation, query embedding, FAISS, BM25, fusion and passage assembly:
+what ``Index.search`` runs). Dense
 recall@10 of the automatically chosen FAISS index is measured against exact search over
 the same vectors. Writes bench/results/latency.json and latency.png (latency_copies.*
 with ``--synthetic copies``).
@@ -31,7 +32,8 @@ from _common import RESULTS, SCIFACT, CachedEmbedder, machine, percentiles, writ
 from tpd_qa.dense import HNSW_THRESHOLD, DenseIndex
 from tpd_qa.embedding import make_embedder
 from tpd_qa.evaluation import load_beir
-from tpd_qa.index import Index
+from tpd_qa.index import Index, IndexState, QueryVectors, Searcher
+from tpd_qa.query import Query
 
 NOISE = 0.5
 
@@ -54,15 +56,15 @@ def synthetic(
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
 
-def scaled_index(base: Index, size: int, embedder: Any, mix: bool = True) -> Index:
-    """An index of ``size`` chunks: real ones first, then noisy replicas (see module doc)."""
-    index = Index(settings=base.settings, embedder=embedder)
+def scaled_searcher(base: Searcher, size: int, embedder: Any, mix: bool = True) -> Searcher:
+    """A searcher over ``size`` chunks: real ones first, then noisy replicas (see module doc)."""
     rng = np.random.default_rng(size)
+    real = base.state
     docs, chunks, parts = [], [], []
     rows = 0
     copy = 0
     while rows < size:
-        for stored in base._docs:
+        for stored in real.docs:
             if rows >= size:
                 break
             take = min(stored.chunks, size - rows)
@@ -71,43 +73,37 @@ def scaled_index(base: Index, size: int, embedder: Any, mix: bool = True) -> Ind
                 document = replace(document, source=f"{document.source}~{copy}")
             docs.append(replace(stored, document=document, first_row=rows, chunks=take))
             first = stored.first_row
-            chunks.extend(base._chunks[first : first + take])
-            vectors = base._vectors[first : first + take]
+            chunks.extend(real.chunks[first : first + take])
+            vectors = real.vectors[first : first + take]
             if copy:
-                vectors = synthetic(vectors, base._vectors, rng, mix)
+                vectors = synthetic(vectors, real.vectors, rng, mix)
             parts.append(vectors.astype(np.float32))
             rows += take
         copy += 1
-    index._docs, index._chunks = docs, chunks
-    index._vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-    index._dimension = index._vectors.shape[1]
-    index._rebuild_search()
-    return index
+    vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    state = IndexState(docs=docs, chunks=chunks, vectors=vectors, dimension=vectors.shape[1])
+    state.rebuild_search(base.sparse.settings)
+    return Searcher(state, base.settings, QueryVectors(embedder.embed_batch))
 
 
-def dense_recall(index: Index, queries: np.ndarray, k: int = 10) -> float:
-    """Recall@k of the index's FAISS search against exact inner-product search."""
-    assert index._dense is not None
-    if index._dense.kind == "flat":
+def dense_recall(searcher: Searcher, queries: np.ndarray, k: int = 10) -> float:
+    """Recall@k of the searcher's FAISS search against exact inner-product search."""
+    if searcher.dense.kind == "flat":
         return 1.0
-    exact = DenseIndex.build(index._vectors, kind="flat")
+    exact = DenseIndex.build(searcher.state.vectors, kind="flat")
     hits = 0
     for vector in queries:
         truth = set(exact.search(vector, k)[1].tolist())
-        hits += len(truth & set(index._dense.search(vector, k)[1].tolist()))
+        hits += len(truth & set(searcher.dense.search(vector, k)[1].tolist()))
     return hits / (k * len(queries))
 
 
-def component_bytes(index: Index) -> dict[str, int]:
-    import faiss
-
-    assert index._dense is not None and index._sparse is not None
-    dense = 0 if index._dense.kind == "flat" else len(faiss.serialize_index(index._dense._index))
-    if index._dense.kind == "flat":
-        dense = index._vectors.nbytes  # IndexFlatIP holds its own float32 copy
-    scores = index._sparse._retriever.scores
-    sparse = sum(v.nbytes for v in scores.values() if isinstance(v, np.ndarray))
-    return {"vectors": index._vectors.nbytes, "faiss": dense, "bm25": sparse}
+def component_bytes(searcher: Searcher) -> dict[str, int]:
+    return {
+        "vectors": searcher.state.vectors.nbytes,
+        "faiss": searcher.dense.memory_bytes(),
+        "bm25": searcher.sparse.memory_bytes(),
+    }
 
 
 def main() -> int:
@@ -133,27 +129,27 @@ def main() -> int:
         gc.collect()
         before = _rss_mib()
         started = time.perf_counter()
-        index = scaled_index(base, size, real, mix=args.synthetic == "mix")
+        searcher = scaled_searcher(base.searcher, size, real, mix=args.synthetic == "mix")
         build_s = time.perf_counter() - started
         grown = _rss_mib() - before
-        assert index._dense is not None
+        chunk_count = len(searcher.state.chunks)
         row: dict[str, Any] = {
-            "chunks": index.chunk_count,
+            "chunks": chunk_count,
             "vectors": "real" if size <= base.chunk_count else f"real + synthetic {args.synthetic}",
-            "dense_index": index._dense.kind,
+            "dense_index": searcher.dense.kind,
             "build_s": round(build_s, 1),
             "rss_growth_mib": round(grown, 1),
         }
-        parts = component_bytes(index)
-        row["bytes_per_chunk"] = {k: round(v / index.chunk_count, 1) for k, v in parts.items()}
-        row["bytes_per_chunk"]["rss"] = round(grown * 2**20 / index.chunk_count, 1)
-        row["dense_recall@10"] = round(dense_recall(index, recall_queries), 4)
+        parts = component_bytes(searcher)
+        row["bytes_per_chunk"] = {k: round(v / chunk_count, 1) for k, v in parts.items()}
+        row["bytes_per_chunk"]["rss"] = round(grown * 2**20 / chunk_count, 1)
+        row["dense_recall@10"] = round(dense_recall(searcher, recall_queries), 4)
         for mode in ("hybrid", "dense", "bm25"):
             latencies = []
             count = args.queries if mode == "hybrid" else args.queries // 3
             for text in texts[used : used + count]:
                 started = time.perf_counter()
-                index.search(text, 5, mode=mode)
+                searcher.search(Query.parse(text, 5, mode))
                 latencies.append(time.perf_counter() - started)
             used = (used + count) % (len(texts) - args.queries)
             row[mode] = percentiles(latencies)
@@ -164,7 +160,7 @@ def main() -> int:
             file=sys.stderr,
         )
         results.append(row)
-        del index
+        del searcher
     name = "latency" if args.synthetic == "mix" else f"latency_{args.synthetic}"
     write_results(
         name,

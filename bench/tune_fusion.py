@@ -24,7 +24,7 @@ from _common import RESULTS, SCIFACT, CachedEmbedder, write_results
 from tpd_qa.embedding import make_embedder
 from tpd_qa.evaluation import load_beir, score_runs
 from tpd_qa.fusion import min_max
-from tpd_qa.index import Index, IndexSettings
+from tpd_qa.index import Index, IndexSettings, Searcher
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
 DEPTH = 100
@@ -100,9 +100,9 @@ def evaluate(
 
 
 def sparse_candidates(
-    index: Index, settings: SparseSettings, queries: dict[str, str]
+    searcher: Searcher, settings: SparseSettings, queries: dict[str, str]
 ) -> Candidates:
-    texts = [index._keyword_text(row) for row in range(index.chunk_count)]
+    texts = [searcher.state.keyword_text(row) for row in range(len(searcher.state.chunks))]
     sparse = SparseIndex.build(texts, settings)
     return {qid: sparse.search(text, DEPTH) for qid, text in queries.items()}
 
@@ -121,10 +121,10 @@ def main() -> int:
     query_vectors = cache.embed_batch(list(queries.values()))
     cache.save()
     print(f"{index.chunk_count} chunks; {cache.misses} texts embedded now", file=sys.stderr)
-    row_doc = [index._docs[int(d)].document.source for d in index._row_doc]
-    assert index._dense is not None
+    searcher = index.searcher
+    row_doc = [searcher.state.document_of(row).source for row in range(index.chunk_count)]
     dense = {
-        qid: index._dense.search(vector, DEPTH)
+        qid: searcher.dense.search(vector, DEPTH)
         for qid, vector in zip(queries, query_vectors, strict=True)
     }
 
@@ -135,7 +135,7 @@ def main() -> int:
     base = index.settings.sparse
     for method, k1, b in itertools.product(["lucene", "bm25+"], [0.9, 1.2, 1.5], [0.5, 0.75, 0.9]):
         settings = replace(base, method=method, k1=k1, b=b)
-        candidates = sparse_candidates(index, settings, queries)
+        candidates = sparse_candidates(searcher, settings, queries)
         ranked = {q: doc_ranking(candidates[q][1], row_doc) for q in train.qrels}
         score = ndcg10(ranked, train.qrels)
         bm25_grid.append({"method": method, "k1": k1, "b": b, "train_ndcg10": round(score, 4)})
@@ -145,7 +145,7 @@ def main() -> int:
     assert best_sparse is not None
     report["bm25_grid"] = bm25_grid
     report["bm25_best"] = {**best_sparse[1].to_dict(), "train_ndcg10": round(best_sparse[0], 4)}
-    default_sparse = sparse_candidates(index, base, queries)
+    default_sparse = sparse_candidates(searcher, base, queries)
 
     # 2. Fusion on train, with the default BM25 and with the best one.
     fusion_grid = []

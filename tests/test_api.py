@@ -63,8 +63,9 @@ def test_build_and_retrieve(corpus: Path, tmp_path: Path) -> None:
 
 def test_retrieve_errors(corpus: Path, tmp_path: Path) -> None:
     directory = tmp_path / "index"
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    with pytest.raises(IndexNotFoundError) as missing:
         tpd_qa.retrieve("anything", index_dir=directory)
+    assert missing.value.remedy == "build"
     api.build_index(corpus, directory, model="hash")
     with pytest.raises(QueryError):
         tpd_qa.retrieve("  ", index_dir=directory)
@@ -170,8 +171,9 @@ def test_configured_model_must_match_the_index(
     directory = tmp_path / "index"
     api.build_index(corpus, directory, model="hash:64")
     monkeypatch.setenv("TPD_QA_MODEL", "hash:32")
-    with pytest.raises(IndexMismatchError, match="tpd-qa index"):
+    with pytest.raises(IndexMismatchError) as mismatch:
         tpd_qa.retrieve("fusion", index_dir=directory)
+    assert mismatch.value.remedy == "rebuild"
     # building with the configured model rebuilds, after which retrieval works
     report = api.build_index(corpus, directory)
     assert report.full and "model changed" in report.full_reason

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import build_test_index
 from tpd_qa import dense as dense_module
 from tpd_qa.dense import DenseIndex
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import IndexCorruptError
-from tpd_qa.index import Index, IndexSettings, read_manifest
+from tpd_qa.index import Index, read_manifest
 
 DIMENSION = 48
 KS = (1, 10, 50, 100)  # Index.search asks the dense index for 100 candidates
@@ -155,8 +156,9 @@ def test_hnsw_load_rejects_other_vectors(
     hnsw, _ = indexes
     path = tmp_path / "dense.faiss"
     hnsw.save(path)
-    with pytest.raises(IndexCorruptError, match="index --full"):
+    with pytest.raises(IndexCorruptError) as damaged:
         DenseIndex.load(path, np.zeros(shape, dtype=np.float32))
+    assert damaged.value.remedy == "rebuild_full"
 
 
 def test_hnsw_needs_its_vectors(indexes: tuple[DenseIndex, DenseIndex]) -> None:
@@ -169,16 +171,15 @@ def test_index_with_hnsw_round_trips(
     corpus: Path, tmp_path: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Index.save writes dense.faiss for the HNSW kind and Index.load hands it the vectors."""
-    settings = IndexSettings(model="hash:64")
-    flat, _ = Index.build(corpus, settings=settings, embedder=fake_embedder)
+    flat, _ = build_test_index(corpus, embedder=fake_embedder)
     build = DenseIndex.build.__func__  # type: ignore[attr-defined]
 
     def always_hnsw(cls: type[DenseIndex], vectors: np.ndarray, **kwargs: object) -> DenseIndex:
         return build(cls, vectors, kind="hnsw")
 
     monkeypatch.setattr(DenseIndex, "build", classmethod(always_hnsw))
-    index, _ = Index.build(corpus, settings=settings, embedder=fake_embedder)
-    assert index._dense is not None and index._dense.kind == "hnsw"
+    index, _ = build_test_index(corpus, embedder=fake_embedder)
+    assert index.state.dense is not None and index.state.dense.kind == "hnsw"
     directory = tmp_path / "index"
     index.save(directory)
     monkeypatch.undo()
@@ -186,7 +187,7 @@ def test_index_with_hnsw_round_trips(
     assert manifest["dense"]["kind"] == "hnsw"
     assert (directory / manifest["generation"] / "dense.faiss").is_file()
     loaded = Index.load(directory, embedder=fake_embedder)
-    assert loaded._dense is not None and loaded._dense.kind == "hnsw"
+    assert loaded.state.dense is not None and loaded.state.dense.kind == "hnsw"
     source = "notes.md"
     for question in ("Which facility will help commercialize fusion?", "lunar surface"):
         for sources in (None, [source]):

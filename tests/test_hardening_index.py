@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import build_test_index
 from hardening_support import assert_clean_error, cli_env, run_cli
 from tpd_qa import api, cli
 from tpd_qa.index import Index
@@ -251,7 +252,7 @@ def built(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv("TPD_QA_MODEL", "hash")
     monkeypatch.setenv("COLUMNS", "100")
     index_dir = tmp_path / "index"
-    assert cli.main(["index", "--quiet", "--corpus", str(corpus), "--index", str(index_dir)]) == 0
+    build_test_index(corpus, index_dir)
     return index_dir
 
 

@@ -85,7 +85,7 @@ def test_reader_survives_a_rebuild_that_lands_mid_load(
 ) -> None:
     """Deterministic version of the race above: the reader has read the manifest, then a
     rebuild commits a new generation and deletes the one the reader was about to read."""
-    import tpd_qa.index as index_module
+    import tpd_qa.index.store as index_module
 
     corpus_a, corpus_b = tmp_path / "a", tmp_path / "b"
     write_text_corpus(corpus_a, 6, seed=5)

@@ -21,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from builders import build_test_index
 from conftest import SEED
 from hardening_support import assert_clean_error, cli_env, run_cli
 from tpd_qa import api
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import QueryError, TpdQaError
-from tpd_qa.index import Index, IndexSettings
+from tpd_qa.index import Index
 from tpd_qa.records import Passage
 
 MEGABYTE = 1 << 20
@@ -89,16 +90,14 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def index(corpus_dir: Path) -> Index:
-    built, _ = Index.build(
-        corpus_dir, settings=IndexSettings(model="hash"), embedder=HashEmbedder()
-    )
+    built, _ = build_test_index(corpus_dir, embedder=HashEmbedder())
     return built
 
 
 @pytest.fixture(scope="module")
 def index_dir(corpus_dir: Path) -> Path:
     folder = corpus_dir.parent / "index"
-    api.build_index(corpus_dir, folder, model="hash")
+    build_test_index(corpus_dir, folder)
     return folder
 
 

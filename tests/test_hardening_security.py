@@ -24,10 +24,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from builders import build_test_index
 from hardening_support import NETWORK_GUARD, cli_env
-from tpd_qa import api, uploads
+from tpd_qa import uploads
 from tpd_qa.errors import UploadError
-from tpd_qa.index import Index
+from tpd_qa.index import MARKER, Index
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tpd_qa"
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "joblib"}
@@ -87,7 +88,7 @@ def test_the_scanner_would_notice(tmp_path: Path) -> None:
 @pytest.fixture
 def built(tmp_path: Path, corpus: Path) -> Path:
     index_dir = tmp_path / "index"
-    api.build_index(corpus, index_dir, model="hash")
+    build_test_index(corpus, index_dir)
     return index_dir
 
 
@@ -96,7 +97,7 @@ def test_index_files_are_plain_data(built: Path) -> None:
     files = [p for p in built.rglob("*") if p.is_file()]
     suffixes = {p.suffix for p in files}
     assert suffixes <= {".json", ".jsonl", ".npy", ".faiss", ""}, suffixes
-    assert sorted(p.name for p in files if p.suffix == "") == [".lock", ".tpd-qa-index"]
+    assert sorted(p.name for p in files if p.suffix == "") == sorted([".lock", MARKER])
     arrays = [p for p in files if p.suffix == ".npy"]
     assert arrays
     for path in arrays:

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 import tpd_qa
+from builders import build_test_index, hash_settings
 from conftest import CountingEmbedder
 from tpd_qa import api
 from tpd_qa.chunking import ChunkerSettings
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import IngestError
-from tpd_qa.index import FORMAT_VERSION, Index, IndexSettings, read_manifest
+from tpd_qa.index import FORMAT_VERSION, Index, read_manifest
 from tpd_qa.records import BuildReport
 
-SETTINGS = IndexSettings(model="hash:64")
 SEED_NAME = "us-japan-technology-prosperity-deal.txt"
 QUESTIONS = [
     "Which facility will help commercialize fusion?",
@@ -32,10 +32,6 @@ QUESTIONS = [
     "lithography tools and rare gases",
     "Artemis lunar surface",
 ]
-
-
-def build(corpus: Path, embedder: CountingEmbedder) -> tuple[Index, BuildReport]:
-    return Index.build(corpus, settings=SETTINGS, embedder=embedder)
 
 
 def statuses(report: BuildReport) -> dict[str, str]:
@@ -59,9 +55,8 @@ def built(
     corpus: Path, tmp_path: Path, counting_embedder: CountingEmbedder
 ) -> tuple[Index, Path, CountingEmbedder]:
     """The corpus indexed and saved to tmp_path/index; the embedder's counter reset."""
-    index, _ = build(corpus, counting_embedder)
     directory = tmp_path / "index"
-    index.save(directory)
+    index, _ = build_test_index(corpus, directory, embedder=counting_embedder)
     counting_embedder.reset()
     return index, directory, counting_embedder
 
@@ -75,7 +70,7 @@ def reload(directory: Path, embedder: CountingEmbedder) -> Index:
 
 
 def test_build_over_corpus(corpus: Path, counting_embedder: CountingEmbedder) -> None:
-    index, report = build(corpus, counting_embedder)
+    index, report = build_test_index(corpus, embedder=counting_embedder)
     assert statuses(report) == {
         "notes.md": "added",
         "sub/semis.txt": "added",
@@ -97,12 +92,12 @@ def test_build_over_corpus(corpus: Path, counting_embedder: CountingEmbedder) ->
 
 def test_build_missing_corpus(tmp_path: Path, fake_embedder: HashEmbedder) -> None:
     with pytest.raises(IngestError):
-        Index.build(tmp_path / "nope", settings=SETTINGS, embedder=fake_embedder)
+        build_test_index(tmp_path / "nope", embedder=fake_embedder)
 
 
 def test_empty_corpus_gives_empty_index(tmp_path: Path, fake_embedder: HashEmbedder) -> None:
     (tmp_path / "c").mkdir()
-    index, report = Index.build(tmp_path / "c", settings=SETTINGS, embedder=fake_embedder)
+    index, report = build_test_index(tmp_path / "c", embedder=fake_embedder)
     assert index.chunk_count == 0 and report.documents == 0
     assert index.search("anything at all", 3) == []
     index.save(tmp_path / "i")
@@ -129,7 +124,7 @@ def test_manifest_contents(built: tuple[Index, Path, CountingEmbedder], corpus: 
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["tpd_qa_version"] == tpd_qa.__version__
     assert manifest["model"] == {"name": "hash:64", "dimension": 64}
-    assert manifest["chunker"] == SETTINGS.chunker.to_dict()
+    assert manifest["chunker"] == hash_settings().chunker.to_dict()
     assert manifest["counts"] == {"documents": 3, "chunks": index.chunk_count}
     by_source = {d["source"]: d for d in manifest["documents"]}
     assert set(by_source) == {"notes.md", "sub/semis.txt", SEED_NAME}
@@ -178,20 +173,20 @@ def test_update_without_changes_keeps_the_search_structures(
     _, directory, embedder = built
     index = reload(directory, embedder)
     before = all_results(index)
-    sparse, dense = index._sparse, index._dense
+    sparse, dense = index.state.sparse, index.state.dense
 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("search structures rebuilt although nothing changed")
 
-    monkeypatch.setattr("tpd_qa.index.SparseIndex.build", refuse)
-    monkeypatch.setattr("tpd_qa.index.DenseIndex.build", refuse)
+    monkeypatch.setattr("tpd_qa.sparse.SparseIndex.build", refuse)
+    monkeypatch.setattr("tpd_qa.dense.DenseIndex.build", refuse)
     index.update(corpus)
-    assert index._sparse is sparse and index._dense is dense
+    assert index.state.sparse is sparse and index.state.dense is dense
     # a rename that keeps the order of documents keeps them too, under the new name
     (corpus / "notes.md").rename(corpus / "notes2.md")
     report = index.update(corpus)
     assert statuses(report)["notes2.md"] == "renamed"
-    assert index._sparse is sparse
+    assert index.state.sparse is sparse
     renamed = [
         [
             {**p, "source": p["source"].replace("notes2.md", "notes.md"), "citation": ""}
@@ -239,9 +234,9 @@ def test_edited_document_reembeds_only_its_changed_passages(
         f"Paragraph {n} covers {topic} cooperation between the two partners in depth."
         for n, topic in enumerate(["quantum", "fusion", "space", "telecom"])
     ]
-    settings = IndexSettings(model="hash:64", chunker=ChunkerSettings(target_tokens=20))
+    chunker = ChunkerSettings(target_tokens=20)
     (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
-    index, _ = Index.build(corpus, settings=settings, embedder=counting_embedder)
+    index, _ = build_test_index(corpus, embedder=counting_embedder, chunker=chunker)
     assert index.chunk_count == 4
     paragraphs[2] = "Paragraph 2 now covers lunar rovers and orbital debris tracking instead."
     (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
@@ -251,21 +246,21 @@ def test_edited_document_reembeds_only_its_changed_passages(
     assert report.embedded_chunks == counting_embedder.embedded == 1
     assert [t.split("\n", 1)[1] for b in counting_embedder.batches for t in b] == [paragraphs[2]]
     # reused vectors are exactly the ones a fresh build computes
-    fresh, _ = Index.build(corpus, settings=settings, embedder=HashEmbedder(64))
-    assert np.array_equal(index._vectors, fresh._vectors)
+    fresh, _ = build_test_index(corpus, embedder=HashEmbedder(64), chunker=chunker)
+    assert np.array_equal(index.state.vectors, fresh.state.vectors)
     assert all_results(index) == all_results(fresh)
 
 
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written a moment ago count as settled (the racy-timestamp guard is off)."""
-    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)
+    monkeypatch.setattr("tpd_qa.index.sync._RACY_NS", 0)
 
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the corpus files the index reads."""
-    import tpd_qa.index as index_module
+    import tpd_qa.index.sync as index_module
 
     seen: list[str] = []
     real = index_module.read_file
@@ -285,7 +280,7 @@ def test_unchanged_files_are_not_read_again(
     settled: None,
     reads: list[str],
 ) -> None:
-    index, _ = build(corpus, counting_embedder)
+    index, _ = build_test_index(corpus, embedder=counting_embedder)
     index.save(tmp_path / "index")
     assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME] * 2)  # hash, parse
     reads.clear()
@@ -316,7 +311,7 @@ def test_api_saves_stat_records_once_files_settle(
     """A file too fresh to trust its stat is recorded later, even if nothing else changed."""
     directory = tmp_path / "index"
     api.build_index(corpus, directory, model="hash")  # every file fresh: no stat records
-    monkeypatch.setattr("tpd_qa.index._RACY_NS", 0)  # now they have settled
+    monkeypatch.setattr("tpd_qa.index.sync._RACY_NS", 0)  # now they have settled
     reads.clear()
     api.build_index(corpus, directory, model="hash")
     assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME])
@@ -329,7 +324,7 @@ def test_freshly_written_files_are_hashed_again(
     corpus: Path, counting_embedder: CountingEmbedder, reads: list[str]
 ) -> None:
     """Within the racy window a write could keep the same stat: such files are re-read."""
-    index, _ = build(corpus, counting_embedder)
+    index, _ = build_test_index(corpus, embedder=counting_embedder)
     reads.clear()
     report = index.update(corpus)
     assert sorted(reads) == sorted(["notes.md", "semis.txt", SEED_NAME])
@@ -453,7 +448,7 @@ def test_skipped_files_are_listed_with_reasons(
     (corpus / "empty.txt").write_bytes(b"")
     (corpus / "junk.pdf").write_bytes(np.random.default_rng(0).bytes(4096))
     (corpus / "table.csv").write_text("a,b\n1,2\n", encoding="utf-8")
-    index, report = build(corpus, counting_embedder)
+    index, report = build_test_index(corpus, embedder=counting_embedder)
     skipped = {o.source: o.reason for o in report.skipped}
     assert set(skipped) == {"empty.txt", "junk.pdf", "table.csv"}
     assert all(skipped.values())
@@ -467,9 +462,9 @@ def test_skipped_files_are_listed_with_reasons(
 def test_exclude_keeps_the_index_folder_out(corpus: Path, fake_embedder: HashEmbedder) -> None:
     """An index stored inside the corpus is not indexed as documents."""
     inner = corpus / "idx"
-    index, _ = Index.build(corpus, settings=SETTINGS, embedder=fake_embedder)
+    index, _ = build_test_index(corpus, embedder=fake_embedder)
     index.save(inner)
-    again, report = Index.build(corpus, settings=SETTINGS, embedder=fake_embedder, exclude=[inner])
+    again, report = build_test_index(corpus, embedder=fake_embedder, exclude=[inner])
     assert all(not o.source.startswith("idx") for o in report.outcomes)
     assert [d.source for d in again.documents()] == [d.source for d in index.documents()]
 
@@ -525,16 +520,14 @@ def test_api_chunker_change_forces_full_rebuild(
 ) -> None:
     directory = tmp_path / "index"
     other = ChunkerSettings(max_tokens=60, target_tokens=40, min_chars=0)
-    old, _ = Index.build(
-        corpus, settings=IndexSettings(model="hash:64", chunker=other), embedder=fake_embedder
-    )
+    old, _ = build_test_index(corpus, embedder=fake_embedder, chunker=other)
     old.save(directory)
     assert read_manifest(directory)["chunker"] == other.to_dict()
-    assert old.compatibility(IndexSettings(model="hash:64")) == "chunker settings changed"
+    assert old.compatibility(hash_settings()) == "chunker settings changed"
     loaded = Index.load(directory)
-    assert loaded.compatibility(IndexSettings(model="hash:64")) == "chunker settings changed"
-    assert loaded.compatibility(IndexSettings(model="hash:64", chunker=other)) == ""
-    assert "model changed" in loaded.compatibility(IndexSettings(model="hash:32"))
+    assert loaded.compatibility(hash_settings()) == "chunker settings changed"
+    assert loaded.compatibility(hash_settings(chunker=other)) == ""
+    assert "model changed" in loaded.compatibility(hash_settings("hash:32"))
     embed_counter.clear()
     report = api.build_index(corpus, directory, model="hash:64")
     assert report.full and report.full_reason == "chunker settings changed"
@@ -562,7 +555,7 @@ def test_vectors_are_unit_length_and_match_chunk_rows(
     manifest = read_manifest(directory)
     vectors = np.load(directory / manifest["generation"] / "vectors.npy")
     # row i is the embedding of chunk i: re-embedding a chunk's text gives its row back
-    from tpd_qa.index import _embedding_text
+    from tpd_qa.index.state import embedding_text as _embedding_text
 
     chunks = loaded.chunks()
     titles = {d.sha256: d.title for d in loaded.documents()}

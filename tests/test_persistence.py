@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import build_test_index
 from tpd_qa import api
-from tpd_qa import index as index_module
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import (
     IndexCorruptError,
@@ -21,10 +21,10 @@ from tpd_qa.errors import (
     IndexNotFoundError,
     TpdQaError,
 )
-from tpd_qa.index import FORMAT_VERSION, MARKER, Index, IndexSettings, index_lock, read_manifest
+from tpd_qa.index import FORMAT_VERSION, MARKER, Index, index_lock, read_manifest
+from tpd_qa.index import store as index_module
 from tpd_qa.sparse import SparseIndex
 
-SETTINGS = IndexSettings(model="hash:64")
 QUESTIONS = ["fusion JT-60SA facility", "financial commitments money", "lithography"]
 
 
@@ -39,9 +39,8 @@ def answers(index: Index) -> list[list[dict]]:
 @pytest.fixture
 def saved(corpus: Path, tmp_path: Path, fake_embedder: HashEmbedder) -> tuple[Path, list]:
     """An index of the corpus saved in tmp_path/index, plus its answers."""
-    index, _ = Index.build(corpus, settings=SETTINGS, embedder=fake_embedder)
     directory = tmp_path / "index"
-    index.save(directory)
+    build_test_index(corpus, directory, embedder=fake_embedder)
     return directory, answers(Index.load(directory))
 
 
@@ -153,13 +152,16 @@ def test_old_generation_is_removed_after_replace(saved: tuple[Path, list]) -> No
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    with pytest.raises(IndexNotFoundError) as nothing:
         Index.load(tmp_path / "nothing-here")
+    assert nothing.value.remedy == "build"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    with pytest.raises(IndexNotFoundError) as empty:
         Index.load(tmp_path / "empty")
-    with pytest.raises(IndexNotFoundError, match="tpd-qa index"):
+    assert empty.value.remedy == "build"
+    with pytest.raises(IndexNotFoundError) as via_api:
         api.retrieve("question", index_dir=tmp_path / "empty")
+    assert via_api.value.remedy == "build"
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -179,8 +181,9 @@ def test_damaged_vectors(saved: tuple[Path, list], verify: bool, damage: str) ->
         path.write_bytes(b"")
     else:
         path.unlink()
-    with pytest.raises(IndexCorruptError, match="tpd-qa index"):
+    with pytest.raises(IndexCorruptError) as damaged:
         Index.load(directory, verify=verify)
+    assert damaged.value.remedy == "rebuild_full"
 
 
 @pytest.mark.parametrize("name", ["chunks.jsonl", "documents.jsonl"])

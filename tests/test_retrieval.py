@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from builders import build_test_index
 from conftest import make_pdf
 from tpd_qa.chunking import ChunkerSettings
 from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import QueryError
-from tpd_qa.index import MODES, Index, IndexSettings, normalise_mode
+from tpd_qa.index import MODES, Index, normalise_mode
 from tpd_qa.records import Passage, format_citation
 
 SEED_NAME = "us-japan-technology-prosperity-deal.txt"
@@ -22,7 +23,7 @@ PASSAGE_KEYS = ["text", "score", "source", "title", "page", "section", "start", 
 
 @pytest.fixture
 def index(corpus: Path, fake_embedder: HashEmbedder) -> Index:
-    built, _ = Index.build(corpus, settings=IndexSettings(model="hash:64"), embedder=fake_embedder)
+    built, _ = build_test_index(corpus, embedder=fake_embedder)
     return built
 
 
@@ -104,10 +105,8 @@ def overlapping_index(tmp_path: Path, fake_embedder: HashEmbedder) -> Index:
             for n in range(60)
         ]
         (folder / name).write_text(" ".join(sentences) + "\n", encoding="utf-8")
-    settings = IndexSettings(
-        model="hash:64", chunker=ChunkerSettings(max_tokens=60, target_tokens=40, min_chars=0)
-    )
-    built, _ = Index.build(folder, settings=settings, embedder=fake_embedder)
+    chunker = ChunkerSettings(max_tokens=60, target_tokens=40, min_chars=0)
+    built, _ = build_test_index(folder, embedder=fake_embedder, chunker=chunker)
     chunks = built.chunks()
     assert any(a.doc_id == b.doc_id and b.start < a.end for a, b in itertools.pairwise(chunks)), (
         "fixture must produce overlapping chunks"
@@ -184,7 +183,7 @@ def test_very_long_question_is_accepted(index: Index) -> None:
 
 def test_search_does_not_load_a_model_for_bm25(corpus: Path, tmp_path: Path) -> None:
     """A keyword search on a loaded index never creates an embedder."""
-    built, _ = Index.build(corpus, settings=IndexSettings(model="hash:64"), embedder=HashEmbedder())
+    built, _ = build_test_index(corpus, embedder=HashEmbedder())
     built.save(tmp_path / "i")
 
     def refuse(name: str) -> HashEmbedder:
@@ -230,9 +229,7 @@ def test_pdf_passage_cites_its_page(tmp_path: Path, fake_embedder: HashEmbedder)
             "Closing remarks on governance and future meetings of the council. " * 3,
         ],
     )
-    built, report = Index.build(
-        folder, settings=IndexSettings(model="hash:64"), embedder=fake_embedder
-    )
+    built, report = build_test_index(folder, embedder=fake_embedder)
     assert report.counts()["added"] == 1
     passage = built.search("Kagoshima photonics testbed", 1, mode="bm25")[0]
     assert passage.source == "report.pdf"

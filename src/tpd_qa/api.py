@@ -11,7 +11,6 @@ from pathlib import Path
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from tpd_qa.index import (
-    MAX_QUESTION_CHARS,
     Index,
     IndexSettings,
     ProgressCallback,
@@ -21,6 +20,7 @@ from tpd_qa.index import (
     read_manifest,
     remove_debris,
 )
+from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
 __all__ = [
@@ -73,7 +73,7 @@ def _stamp(index_dir: Path) -> tuple[int, int, str]:
     try:
         stat = manifest.stat()
     except FileNotFoundError:
-        raise IndexNotFoundError(f"no index in {index_dir}: run `tpd-qa index` first") from None
+        raise IndexNotFoundError(f"no index in {index_dir}", remedy="build") from None
     return (stat.st_mtime_ns, stat.st_size, str(stat.st_ino))
 
 

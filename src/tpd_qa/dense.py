@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ _HNSW_CANDIDATES = 100
 _EXACT_ALLOWED = 10_000
 
 
-def _faiss():  # imported lazily: FAISS loads OpenMP and BLAS
+def _faiss() -> Any:  # imported lazily: FAISS loads OpenMP and BLAS (untyped)
     import faiss
 
     return faiss
@@ -49,10 +50,10 @@ class DenseIndex:
     HNSW kind needs it to re-rank candidates exactly.
     """
 
-    def __init__(self, index: object, kind: str, vectors: np.ndarray | None = None) -> None:
+    def __init__(self, index: Any, kind: str, vectors: np.ndarray | None = None) -> None:
         if kind == "hnsw" and vectors is None:
             raise ValueError("an HNSW dense index needs its float32 vectors")
-        self._index = index
+        self._index: Any = index  # a FAISS index (FAISS has no type information)
         self.kind = kind
         self._vectors = vectors
 
@@ -92,6 +93,12 @@ class DenseIndex:
     @property
     def dimension(self) -> int:
         return int(self._index.d)
+
+    def memory_bytes(self) -> int:
+        """Bytes the FAISS structure takes (a flat index holds its own float32 copy)."""
+        if self.kind == "flat":
+            return self.size * self.dimension * 4
+        return len(_faiss().serialize_index(self._index))
 
     def search(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -161,7 +168,8 @@ class DenseIndex:
         if vectors.ndim != 2 or vectors.shape != (index.ntotal, index.d):
             raise IndexCorruptError(
                 f"vector index {path.name} holds {index.ntotal} vectors of dimension {index.d}, "
-                f"the vector file {vectors.shape}: run `tpd-qa index --full`"
+                f"the vector file {vectors.shape}",
+                remedy="rebuild_full",
             )
         if kind == "hnsw":
             index.hnsw.efSearch = _HNSW_EF_SEARCH

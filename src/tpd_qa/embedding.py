@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from tpd_qa.errors import ConfigError
+from tpd_qa.text import estimate_tokens
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -128,8 +129,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - dependency is declared
             raise ConfigError("sentence-transformers is not installed") from exc
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             model = SentenceTransformer(location, device=device, local_files_only=True)
         except Exception as exc:
@@ -189,8 +190,8 @@ class HashEmbedder:
         return _normalise(out)
 
     def count_tokens(self, text: str) -> int:
-        """Roughly 1.3 tokens per whitespace-separated word."""
-        return (len(text.split()) * 13 + 9) // 10
+        """Roughly 1.3 tokens per whitespace-separated word (``tpd_qa.text.estimate_tokens``)."""
+        return estimate_tokens(text)
 
 
 def canonical_model_name(model: str | None) -> str:

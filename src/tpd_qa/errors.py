@@ -1,8 +1,16 @@
-"""Typed errors raised by tpd_qa. The CLI turns each into one line and an exit code."""
+"""Typed errors raised by tpd_qa. The CLI turns each into one line and an exit code.
+
+A library message says what went wrong; what to do about it is a structured
+:data:`Remedy` on the error, which each front end renders in its own words (the CLI
+names a command, the web UI a button).
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
+    "Remedy",
     "TpdQaError",
     "IngestError",
     "IndexNotFoundError",
@@ -15,8 +23,26 @@ __all__ = [
 ]
 
 
+#: What the user can do about an error:
+#:
+#: ``build``          there is no index yet: build one
+#: ``rebuild``        the index was built with other settings: rebuild it with these
+#: ``rebuild_full``   the index is damaged or unreadable: rebuild it from scratch
+#: ``wait``           another rebuild holds the index: try again when it finishes
+#: ``choose_index``   the index folder cannot be used: choose another one
+#: ``choose_corpus``  the corpus folder cannot be used: choose another one
+Remedy = Literal["build", "rebuild", "rebuild_full", "wait", "choose_index", "choose_corpus"]
+
+
 class TpdQaError(Exception):
-    """Base class of every error tpd_qa raises on purpose."""
+    """Base class of every error tpd_qa raises on purpose.
+
+    ``remedy`` (keyword only) says what would fix it; None when the message says it all.
+    """
+
+    def __init__(self, *args: object, remedy: Remedy | None = None) -> None:
+        super().__init__(*args)
+        self.remedy: Remedy | None = remedy
 
 
 class IngestError(TpdQaError):

@@ -47,13 +47,14 @@ class SparseIndex:
         bm25s = _bm25s()
         if self.settings.cjk_bigrams:
             texts = [_CJK_RUN.sub(_bigrams, text) for text in texts]
-        return bm25s.tokenize(
+        tokens: list[list[str]] = bm25s.tokenize(
             list(texts),
             stopwords=self.settings.stopwords,
             stemmer=self._stemmer,
             return_ids=False,
             show_progress=False,
         )
+        return tokens
 
     @classmethod
     def build(cls, texts: Sequence[str], settings: SparseSettings | None = None) -> SparseIndex:
@@ -95,6 +96,11 @@ class SparseIndex:
             positive = positive[top]
         order = positive[np.argsort(-scores[positive], kind="stable")]
         return scores[order], order.astype(np.int64)
+
+    def memory_bytes(self) -> int:
+        """Bytes the BM25 score matrices take."""
+        scores = self._retriever.scores
+        return sum(int(v.nbytes) for v in scores.values() if isinstance(v, np.ndarray))
 
     def save(self, directory: Path) -> None:
         """Write the BM25 matrices and vocabulary as .npy/.json (never pickle)."""

@@ -145,7 +145,7 @@ class WebApp:
             index = api.load_index(self.index_dir, model=self.model)
         except TpdQaError as exc:
             log.warning("cannot load the index: %s", exc)
-            self._problem = str(exc)
+            self._problem = error_text(exc)
             self._stamp = stamp
             return self._index
         self._index, self._stamp, self._problem = index, stamp, ""
@@ -277,7 +277,7 @@ class WebApp:
         try:
             return self._ask(question or "", k, mode or "hybrid", sources)
         except TpdQaError as exc:
-            return views.render_state("error", "The search could not run", str(exc))
+            return views.render_state("error", "The search could not run", error_text(exc))
         except Exception:
             log.exception("search failed")
             return views.render_state(
@@ -432,7 +432,7 @@ class WebApp:
             try:
                 report = self._build(on_progress)
             except TpdQaError as exc:
-                return views.render_state("error", "The rebuild failed", str(exc))
+                return views.render_state("error", "The rebuild failed", error_text(exc))
             except Exception:
                 log.exception("rebuild failed")
                 return views.render_state(
@@ -492,9 +492,25 @@ class WebApp:
                 try:
                     report = self._build(on_progress)
                 except TpdQaError as exc:
-                    refused.append(("(indexing)", f"stored, but the rebuild failed: {exc}"))
+                    refused.append(
+                        ("(indexing)", f"stored, but the rebuild failed: {error_text(exc)}")
+                    )
                 self.load()
             return views.render_upload(accepted, refused, report)
+
+
+def error_text(exc: TpdQaError) -> str:
+    """The error as the web UI shows it: the message, then its remedy in the UI's terms."""
+    rebuild = ": use Rebuild index on the Documents tab"
+    remedies = {
+        "build": rebuild,
+        "rebuild": f"{rebuild} to rebuild it for this model",
+        "rebuild_full": rebuild,  # the web rebuild starts afresh from an unusable index
+        "wait": "; try again when it finishes",
+        "choose_index": "; restart the server with another --index",
+        "choose_corpus": "; restart the server with another --corpus",
+    }
+    return f"{exc}{remedies.get(exc.remedy or '', '')}"
 
 
 _UPLOAD_HINT = "Supported: " + ", ".join(sorted(s[1:].upper() for s in uploads.SUPPORTED_SUFFIXES))
@@ -705,7 +721,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
             try:
                 return app.search(question, k, mode, sources)
             except TpdQaError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise gr.Error(error_text(exc), print_exception=False) from None
 
         gr.api(search, api_name="search")
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from tpd_qa.cli.commands import folders, run
 from tpd_qa.cli.failures import os_error_message
-from tpd_qa.cli.output import write_error
+from tpd_qa.cli.output import error_message, write_error
 from tpd_qa.cli.parser import build_parser
 from tpd_qa.cli.status import (
     EXIT_BROKEN_PIPE,
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     # Every failure ends in one line on stderr (or, for a closed pipe, in silence).
     except TpdQaError as exc:
-        write_error(str(exc))
+        write_error(error_message(exc))
         return EXIT_ERROR
     except BrokenPipeError:
         _silence_stdout()

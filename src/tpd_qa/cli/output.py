@@ -18,8 +18,9 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
+from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
 __all__ = [
@@ -84,6 +85,22 @@ def write_lines(lines: Iterable[str], stream: TextIO | None = None) -> None:
 
 def write_json(value: object, *, ascii_only: bool = False) -> None:
     sys.stdout.write(json_text(value, ascii_only=ascii_only) + "\n")
+
+
+#: What the CLI tells the user to do for each remedy an error carries.
+REMEDY_TEXT: Final[dict[Remedy, str]] = {
+    "build": ": run `tpd-qa index` first",
+    "rebuild": ": run `tpd-qa index` to rebuild it for this model",
+    "rebuild_full": ": run `tpd-qa index --full`",
+    "wait": "; try again when it finishes",
+    "choose_index": "; choose another --index",
+    "choose_corpus": "; choose another --corpus",
+}
+
+
+def error_message(exc: TpdQaError) -> str:
+    """A library error in the CLI's words: its message, then what to run or change."""
+    return f"{exc}{REMEDY_TEXT[exc.remedy] if exc.remedy else ''}"
 
 
 def write_error(message: str) -> None:

@@ -1,0 +1,185 @@
+"""Answering questions from an index state: dense + keyword search, fusion, filters.
+
+:class:`Searcher` is the public seam for everything that searches: the ``Index``
+facade validates a question into a :class:`~tpd_qa.query.Query` and hands it here, and
+benchmarks use the same object (and its ``dense`` and ``sparse`` structures) directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from tpd_qa.dense import DenseIndex
+from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
+from tpd_qa.index.state import IndexState, SearchSettings
+from tpd_qa.modes import Mode
+from tpd_qa.query import Query, clean_question
+from tpd_qa.records import Passage
+from tpd_qa.sparse import SparseIndex
+
+__all__ = ["QueryVectors", "Ranked", "Scored", "Searcher"]
+
+#: Candidates of one retriever: (scores, rows), best first.
+Scored = tuple[np.ndarray, np.ndarray]
+#: (row, score) pairs, best first.
+Ranked = list[tuple[int, float]]
+
+
+class QueryVectors:
+    """Question -> embedding, remembering the last ``size`` questions.
+
+    ``embed`` embeds a batch of texts; it is called only for questions not seen yet, so
+    an index answering keyword searches never loads its model.
+    """
+
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], size: int = 512) -> None:
+        self._embed = embed
+        self._size = size
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, question: str) -> np.ndarray:
+        vector = self._cache.get(question)
+        if vector is None:
+            vector = np.asarray(self._embed([question])[0], dtype=np.float32)
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[question] = vector
+        return vector
+
+
+class Searcher:
+    """Searches one :class:`IndexState` (which must be searchable when it has rows).
+
+    ``query_vector`` turns a question into its embedding (a :class:`QueryVectors`, or
+    any function of the question).
+    """
+
+    def __init__(
+        self,
+        state: IndexState,
+        settings: SearchSettings,
+        query_vector: Callable[[str], np.ndarray],
+    ) -> None:
+        if state.chunks and not state.searchable:
+            raise ValueError("the state has rows but no search structures")
+        self.state = state
+        self.settings = settings
+        self.query_vector = query_vector
+        self._span_rows: dict[tuple[str, int, int], int] | None = None
+
+    @property
+    def dense(self) -> DenseIndex:
+        """The vector index over the state's rows."""
+        if self.state.dense is None:
+            raise ValueError("the index is empty")
+        return self.state.dense
+
+    @property
+    def sparse(self) -> SparseIndex:
+        """The BM25 index over the state's rows."""
+        if self.state.sparse is None:
+            raise ValueError("the index is empty")
+        return self.state.sparse
+
+    def search(self, query: Query) -> list[Passage]:
+        """The ``query.k`` best passages, best first, without repeated (overlapping) text."""
+        if not self.state.chunks:
+            return []
+        allowed = self.allowed_rows(query.sources)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        depth = max(self.settings.candidates, 4 * query.k)
+        return self.passages(self.rank(query.question, query.mode, depth, allowed), query.k)
+
+    def allowed_rows(self, sources: Iterable[str] | None) -> np.ndarray | None:
+        """Rows of the documents named in ``sources`` (None: every row)."""
+        return None if sources is None else self.state.rows_of(sources)
+
+    def candidates(
+        self, question: str, mode: Mode, depth: int, allowed: np.ndarray | None = None
+    ) -> dict[str, Scored]:
+        """Each retriever's ``depth`` best rows: ``dense`` and/or ``bm25`` by ``mode``."""
+        scored: dict[str, Scored] = {}
+        if mode in ("dense", "hybrid"):
+            scored["dense"] = self.dense.search(self.query_vector(question), depth, allowed)
+        if mode in ("bm25", "hybrid"):
+            scored["bm25"] = self.sparse.search(question, depth, allowed)
+        return scored
+
+    def rank(
+        self, question: str, mode: Mode, depth: int, allowed: np.ndarray | None = None
+    ) -> Ranked:
+        """Rows ranked for ``question``; hybrid mode fuses the two retrievers' candidates."""
+        scored = self.candidates(question, mode, depth, allowed)
+        if mode != "hybrid":
+            scores, ids = scored[mode]
+            return list(zip(ids.tolist(), scores.tolist(), strict=True))
+        return self.fuse(scored)
+
+    def fuse(self, scored: dict[str, Scored]) -> Ranked:
+        """One ranking from the ``dense`` and ``bm25`` candidates, as ``settings`` says."""
+        settings = self.settings
+        weights = {"dense": settings.dense_weight, "bm25": settings.sparse_weight}
+        if settings.fusion == "convex":
+            fused = convex_fusion(scored, weights)
+        elif settings.fusion == "weighted":
+            fused = weighted_fusion(scored, weights)
+        else:
+            fused = reciprocal_rank_fusion(
+                [scored["dense"][1].tolist(), scored["bm25"][1].tolist()],
+                k=settings.rrf_k,
+                weights=[weights["dense"], weights["bm25"]],
+            )
+        return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+    def passages(self, ranked: Ranked, k: int) -> list[Passage]:
+        """The first ``k`` ranked rows as passages, skipping any that overlap a better one."""
+        state = self.state
+        taken: dict[int, list[tuple[int, int]]] = {}
+        passages: list[Passage] = []
+        for row, score in ranked:
+            chunk = state.chunks[row]
+            doc_number = int(state.row_doc[row])
+            spans = taken.setdefault(doc_number, [])
+            if any(chunk.start < end and start < chunk.end for start, end in spans):
+                continue
+            spans.append((chunk.start, chunk.end))
+            document = state.docs[doc_number].document
+            passages.append(
+                Passage(
+                    text=chunk.text,
+                    score=round(float(score), 6),
+                    source=document.source,
+                    title=document.title,
+                    page=chunk.page,
+                    section=chunk.section,
+                    start=chunk.start,
+                    end=chunk.end,
+                )
+            )
+            if len(passages) == k:
+                break
+        return passages
+
+    def similarity(self, question: str, passages: Sequence[Passage]) -> list[float]:
+        """Cosine similarity between the question and each passage's chunk (-1..1).
+
+        Fusion scores only order results; this absolute figure lets a caller say when
+        even the best passage is a weak match. A passage not in the index scores 0.
+        """
+        if not passages:
+            return []
+        vector = self.query_vector(clean_question(question))
+        if self._span_rows is None:
+            self._span_rows = {
+                (self.state.document_of(row).source, chunk.start, chunk.end): row
+                for row, chunk in enumerate(self.state.chunks)
+            }
+        spans = self._span_rows
+        out = []
+        for passage in passages:
+            row = spans.get((passage.source, passage.start, passage.end))
+            out.append(float(self.state.vectors[row] @ vector) if row is not None else 0.0)
+        return out
