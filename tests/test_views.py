@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,3 +202,71 @@ def test_render_documents_and_report() -> None:
     shown = views.render_report(report)
     assert "Incremental update" in shown and "1 skipped" in shown and "1 added" in shown
     assert "no text layer &lt;scanned?&gt;" in shown and "same.txt" not in shown
+
+
+# ---------------------------------------------------------------------------- bidi isolation
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "invoice‮0-48 srahc.exe.txt" reads backwards
+SNEAKY = f"invoice{RLO}0-48 srahc.exe.txt"
+SHOWN = "invoice⟨U+202E⟩0-48 srahc.exe.txt"
+
+
+def _visible_text(markup: str) -> str:
+    """The text a reader sees (attributes excluded)."""
+    return "".join(parse(markup).text)
+
+
+def test_a_card_isolates_every_document_string_and_shows_bidi_controls() -> None:
+    p = passage(
+        f"Text {RLO}reversed",
+        source=SNEAKY,
+        title=f"Title {RLO}x",
+        section=f"Sec {RLO}y",
+        page=2,
+    )
+    card = views.Card(p, 0.5, (), before=f"before {RLO}", after=f"after {RLO}")
+    markup = views.render_answer(views.Answer(f"q {RLO}", "hybrid", (card,)))
+    assert f'<span class="tq-source"><bdi>{SHOWN}</bdi></span>' in markup
+    assert f'<div class="tq-title"><bdi>Title {RLO}x</bdi></div>' in markup
+    assert f'<span class="tq-section"><bdi>Sec {RLO}y</bdi></span>' in markup
+    assert f'<p class="tq-text"><bdi>Text {RLO}reversed</bdi></p>' in markup
+    assert f"<bdi>before {RLO}</bdi>" in markup and f"<bdi>after {RLO}</bdi>" in markup
+    assert f'<mark class="tq-here"><bdi>Text {RLO}reversed</bdi></mark>' in markup
+    assert f"<q><bdi>q {RLO}</bdi></q>" in markup
+    # Every override left in the visible text is inside an isolate of its own.
+    outside = re.sub(r"<bdi>.*?</bdi>", "", markup, flags=re.DOTALL)
+    assert RLO not in _visible_text(outside)
+    # The file name itself never carries a live override: it shows as ⟨U+202E⟩.
+    assert SHOWN in _visible_text(markup)
+    # The copied citation and the data attribute keep the real name.
+    copy = [attrs for tag, attrs in parse(markup).tags if tag == "button"]
+    assert copy[0]["data-copy"] == views.citation_text(p) and SNEAKY in views.citation_text(p)
+
+
+def test_document_lists_reports_uploads_and_messages_are_isolated() -> None:
+    doc = DocumentInfo(
+        source=SNEAKY,
+        title=f"T{RLO}",
+        kind="txt",
+        pages=None,
+        chunks=1,
+        chars=5,
+        indexed_at="2026-01-02T03:04:05+00:00",
+        sha256="0" * 64,
+        duplicates=(f"copy{RLO}.txt",),
+    )
+    table = views.render_documents([doc])
+    report = views.render_report(
+        BuildReport(outcomes=[FileOutcome(SNEAKY, "skipped", f"bad {RLO}name")], documents=0)
+    )
+    upload = views.render_upload([(SNEAKY, SNEAKY)], [(SNEAKY, f"refused {RLO}")])
+    state = views.render_state("error", "Failed", f"cannot read {SNEAKY}: damaged")
+    for markup in (table, report, upload, state):
+        outside = re.sub(r"<bdi>.*?</bdi>", "", markup, flags=re.DOTALL)
+        assert RLO not in _visible_text(outside)
+        assert "⟨U+202E⟩" in _visible_text(markup)
+    assert f"<bdi>{SHOWN}</bdi>" in table and "<bdi>copy⟨U+202E⟩.txt</bdi>" in table
+    assert f"<bdi>T{RLO}</bdi>" in table
+    assert f"<bdi>{SHOWN}</bdi>" in report and "<bdi>bad ⟨U+202E⟩name</bdi>" in report
+    assert upload.count(f"<bdi>{SHOWN}</bdi>") == 3
+    assert f"<bdi>cannot read {SHOWN}: damaged</bdi>" in state

@@ -7,6 +7,7 @@ The WebApp tests use the deterministic ``hash`` embedder, so they need no model.
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import socket
@@ -380,3 +381,74 @@ def test_build_ui_exposes_named_endpoints(app: WebApp) -> None:
     demo = build_ui(app)
     names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
     assert {"ask", "search", "rebuild", "upload"} <= names
+
+
+# ---------------------------------------------------------------------------- one validation
+
+
+def test_a_lone_surrogate_in_a_question_is_cleaned_for_every_path(
+    app: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real tokenizers refuse lone surrogates (TypeError: TextEncodeInput); so does this one."""
+    assert app.index is not None
+    embedder = app.index.embedder
+    plain = embedder.embed_batch
+    seen: list[str] = []
+
+    def strict(texts: list[str]) -> object:
+        for text in texts:
+            text.encode("utf-8")  # raises on a lone surrogate, as the model's tokenizer does
+        seen.extend(texts)
+        return plain(texts)
+
+    monkeypatch.setattr(embedder, "embed_batch", strict)
+    question = "fusion \udfff facility"
+    markup = app.ask(question, 3, "hybrid", None)
+    assert "Something went wrong" not in markup
+    assert markup.count('class="tq-card"') == 3
+    assert "fusion   facility" in seen  # cleaned once: the surrogate became a space
+    assert all("\udfff" not in text for text in seen)
+    rows = app.search(question, 3, "hybrid", None)
+    assert len(rows) == 3
+
+
+BAD_K = [-1, 0, "abc", 10**9, 2.5, float("nan"), True]
+
+
+@pytest.mark.parametrize("k", BAD_K, ids=repr)
+def test_bad_k_gets_one_message_on_ask_and_search(app: WebApp, k: object) -> None:
+    with pytest.raises(QueryError) as refused:
+        app.search("fusion facility", k, "hybrid", None)
+    message = str(refused.value)
+    assert message == f"k must be a whole number from 1 to 20, got {k!r}"
+    page = app.ask("fusion facility", k, "hybrid", None)
+    assert 'data-state="error"' in page and html.escape(message, quote=False) in page
+
+
+@pytest.mark.parametrize("mode", ["telepathy", "", 3])
+def test_bad_mode_gets_one_message_on_ask_and_search(app: WebApp, mode: object) -> None:
+    with pytest.raises(QueryError, match="unknown mode") as refused:
+        app.search("fusion facility", 5, mode, None)
+    page = app.ask("fusion facility", 5, mode, None)
+    assert html.escape(str(refused.value), quote=False) in page
+
+
+def test_k_and_mode_left_out_mean_the_defaults_on_both(app: WebApp) -> None:
+    assert len(app.search("fusion facility", None, None, None)) == 5
+    assert app.ask("fusion facility", None, None, None).count('class="tq-card"') == 5
+    assert len(app.search("fusion facility", "3", "Keyword", [])) <= 3
+
+
+def test_search_endpoint_turns_refusals_into_gradio_errors(app: WebApp) -> None:
+    import gradio as gr
+
+    from tpd_qa.web import build_ui
+
+    demo = build_ui(app)
+    (search,) = [fn.fn for fn in demo.fns.values() if fn.api_name == "search"]
+    assert search is not None
+    for k, mode in ((0, "hybrid"), ("abc", "hybrid"), (10**9, "hybrid"), (5, "telepathy")):
+        with pytest.raises(gr.Error) as refused:
+            search("fusion facility", k, mode, None)
+        assert refused.value.message.startswith(("k must be a whole number", "unknown mode"))
+    assert len(search("fusion facility", 2, None, None)) == 2
