@@ -11,10 +11,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tpd_qa import uploads
 from tpd_qa.errors import TpdQaError, UploadError
 from tpd_qa.ingest import SUPPORTED_SUFFIXES
 from tpd_qa.records import BuildReport
+from tpd_qa.uploads import MAX_FILES_PER_UPLOAD, read_upload, store_upload
 from tpd_qa.web import views
 from tpd_qa.web.state import Progress, ServingState
 
@@ -65,11 +65,11 @@ class CorpusEditor:
         files = [Path(p) for p in (paths or []) if p]
         if not files:
             return views.render_state("hint", "Choose files first", UPLOAD_HINT)
-        if len(files) > uploads.MAX_FILES_PER_UPLOAD:
+        if len(files) > MAX_FILES_PER_UPLOAD:
             return views.render_state(
                 "error",
                 "Too many files",
-                f"Upload at most {uploads.MAX_FILES_PER_UPLOAD} files at a time.",
+                f"Upload at most {MAX_FILES_PER_UPLOAD} files at a time.",
             )
         with self._lock:
             index = self._state.index
@@ -78,10 +78,8 @@ class CorpusEditor:
             refused: list[tuple[str, str]] = []
             for path in files:
                 try:
-                    data = uploads.read_upload(path)
-                    stored = uploads.store_upload(
-                        self._state.corpus_dir, path.name, data, known=known
-                    )
+                    data = read_upload(path)
+                    stored = store_upload(self._state.corpus_dir, path.name, data, known=known)
                 except UploadError as exc:
                     refused.append((path.name, views.error_message(exc)))
                     continue

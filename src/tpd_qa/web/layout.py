@@ -12,11 +12,11 @@ from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
-from tpd_qa import uploads
 from tpd_qa.errors import TpdQaError
 from tpd_qa.ingest import SUPPORTED_SUFFIXES
 from tpd_qa.limits import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
 from tpd_qa.modes import MODE_LABELS, MODES, Mode
+from tpd_qa.uploads import UPLOAD_MAX_BYTES
 from tpd_qa.web.app import WebApp
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS
 from tpd_qa.web.state import STAGE_NAMES
@@ -155,7 +155,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
                         file_count="multiple",
                         file_types=sorted(SUPPORTED_SUFFIXES),
                         label=f"PDF, DOCX, HTML, Markdown or text · up to "
-                        f"{uploads.UPLOAD_MAX_BYTES // (1024 * 1024)} MB each",
+                        f"{UPLOAD_MAX_BYTES // (1024 * 1024)} MB each",
                         elem_id="tq-upload",
                     )
                 else:

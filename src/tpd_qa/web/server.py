@@ -12,8 +12,9 @@ import threading
 from pathlib import Path
 from typing import Final
 
-from tpd_qa import api, uploads
+from tpd_qa.api import configured_model
 from tpd_qa.errors import ConfigError
+from tpd_qa.uploads import UPLOAD_MAX_BYTES
 from tpd_qa.web.app import WebApp
 from tpd_qa.web.layout import build_ui, stylesheet, theme
 
@@ -73,7 +74,7 @@ def serve(
         print(line, flush=True)
 
     check_port(host, port)
-    app = WebApp(corpus_dir, index_dir, allow_upload=allow_upload, model=api.configured_model())
+    app = WebApp(corpus_dir, index_dir, allow_upload=allow_upload, model=configured_model())
     app.ensure_index(echo)
     app.warm_up()
     demo = build_ui(app)
@@ -90,7 +91,7 @@ def serve(
             share=False,
             theme=theme(),
             css=stylesheet(),
-            max_file_size=uploads.UPLOAD_MAX_BYTES if allow_upload else 1024,
+            max_file_size=UPLOAD_MAX_BYTES if allow_upload else 1024,
             footer_links=["api"],
         )
     except OSError as exc:

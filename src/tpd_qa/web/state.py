@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from tpd_qa import api
+from tpd_qa.api import build_index, load_index
 from tpd_qa.errors import (
     ConfigError,
     IndexCorruptError,
@@ -65,7 +65,7 @@ class ServingState:
         """Load the index on disk and switch to it; on failure keep serving the old one."""
         stamp = self._manifest_stamp()
         try:
-            index = api.load_index(self.index_dir, model=self.model)
+            index = load_index(self.index_dir, model=self.model)
         except TpdQaError as exc:
             log.warning("cannot load the index: %s", exc)
             self.problem = error_message(exc)
@@ -101,7 +101,7 @@ class ServingState:
 
     def build(self, on_progress: Progress | None = None) -> BuildReport:
         """Run the incremental rebuild of the corpus (as ``tpd-qa index``); does not switch."""
-        return api.build_index(
+        return build_index(
             self.corpus_dir,
             self.index_dir,
             model=self.model,
@@ -117,7 +117,7 @@ class ServingState:
         """
         say = echo or (lambda _line: None)
         try:
-            self.index = api.load_index(self.index_dir, model=self.model)
+            self.index = load_index(self.index_dir, model=self.model)
             self._stamp = self._manifest_stamp()
             return None
         except IndexNotFoundError:
