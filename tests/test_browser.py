@@ -308,3 +308,39 @@ def test_narrow_phone_window(page_for: Any) -> None:
     screenshot(page, "mobile-answer", full_page=False)
     cards(page).first.scroll_into_view_if_needed()
     screenshot(page, "mobile-card", full_page=False)
+
+
+def test_a_right_to_left_override_cannot_reorder_a_citation(
+    page_for: Any, servers: dict[str, Server]
+) -> None:
+    rlo = "\u202e"
+    name = f"invoice{rlo}0-48 srahc.exe.md"
+    (servers["hashed"].corpus / name).write_text(
+        f"# Wallaby ledger\n\n## Accounts {rlo} payable\n\n"
+        "The wallaby ledger records every invoice paid this year.\n",
+        encoding="utf-8",
+    )
+    from gradio_client import Client
+
+    report = Client(servers["hashed"].url, verbose=False).predict(api_name="/rebuild")
+    assert "srahc" in report
+    page = page_for("hashed")
+    ask(page, "wallaby ledger invoice")
+    card = cards(page).first
+    assert card.get_attribute("data-source") == name
+    meta = card.locator(".tq-meta")
+    # The file name shows its override as a visible mark, not as reversed text.
+    assert "invoice⟨U+202E⟩0-48 srahc.exe.md" in meta.inner_text()
+    # The section keeps its override, isolated: the rest of the line is not reversed.
+    boxes = [meta.locator(selector).bounding_box() for selector in (".tq-source", ".tq-section")]
+    chars = meta.locator("span", has_text="chars").bounding_box()
+    assert boxes[0] and boxes[1] and chars
+    # Read left to right, as written: name, then section, then "chars …" after its end.
+    # (An override leaking out of the section would put "…0 srahc" inside the section's box.)
+    assert boxes[0]["x"] < boxes[1]["x"]
+    assert chars["x"] >= boxes[1]["x"] + boxes[1]["width"] - 1
+    isolation = page.evaluate(
+        "e => getComputedStyle(e).unicodeBidi", meta.locator(".tq-section bdi").element_handle()
+    )
+    assert isolation in ("isolate", "isolate-override")
+    screenshot(page, "bidi-isolated")

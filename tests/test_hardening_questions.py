@@ -227,7 +227,8 @@ def test_cli_question_looking_like_an_option(index_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def web_app(corpus_dir: Path, index_dir: Path) -> Any:
-    web = pytest.importorskip("tpd_qa.web")
+    import tpd_qa.web as web
+
     app = web.WebApp(corpus_dir, index_dir, model="hash")
     app.ensure_index()
     return app

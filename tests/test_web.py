@@ -1,4 +1,6 @@
-"""Tests of the web UI's logic without a browser: views (HTML), uploads, WebApp actions.
+"""Tests of the web UI's logic without a browser: uploads, WebApp actions, the server.
+
+The views and the text analysis have their own tests (test_views.py).
 
 The WebApp tests use the deterministic ``hash`` embedder, so they need no model.
 """
@@ -12,246 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from conftest import make_pdf
-from tpd_qa import api, views
+from markup import PAYLOADS, parse
+from tpd_qa import api
 from tpd_qa.errors import ConfigError, QueryError
-from tpd_qa.records import BuildReport, DocumentInfo, FileOutcome, Passage
-from tpd_qa.web import WebApp, _check_port, _is_loopback
+from tpd_qa.web import WebApp
+from tpd_qa.web.server import check_port, is_loopback
 
 MEMO = "us-japan-technology-prosperity-deal.txt"
-PAYLOADS = (
-    "<script>window.__pwned=1</script>",
-    '<img src=x onerror="window.__pwned=2">',
-    "[click](javascript:window.__pwned=3)",
-    "${window.__pwned=4}",
-    "{{constructor.constructor('window.__pwned=5')()}}",
-    "&lt;b&gt; &amp; \"quotes\" 'single'",
-)
-
-
-class _Collector(HTMLParser):
-    """Collects every start tag with its attributes, to check what markup exists."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse(markup: str) -> _Collector:
-    collector = _Collector()
-    collector.feed(markup)
-    collector.close()
-    return collector
-
-
-def strip_marks(markup: str) -> str:
-    """Remove only the markup ``highlight`` adds, then unescape: gives back the raw text."""
-    bare = re.sub(r'</?mark[^>]*>|<span class="tq-best">|</span>', "", markup)
-    return html.unescape(bare)
-
-
-def passage(text: str, **fields: object) -> Passage:
-    values: dict[str, object] = {
-        "text": text,
-        "score": 0.5,
-        "source": "doc.txt",
-        "title": "Doc",
-        "page": None,
-        "section": None,
-        "start": 0,
-        "end": len(text),
-    }
-    values.update(fields)
-    return Passage(**values)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------- views
-
-
-def test_query_terms_drop_stop_words_and_keep_order() -> None:
-    assert views.query_terms("Who signed the memorandum?") == ("signed", "memorandum")
-    assert views.query_terms("What will the two countries do about cables?") == (
-        "two",
-        "countries",
-        "cables",
-    )
-    assert views.query_terms("the of and") == ()
-
-
-@pytest.mark.parametrize(
-    ("word", "term", "expected"),
-    [
-        ("cables", "cable", True),
-        ("Cable", "cables", True),
-        ("commitments", "commit", True),
-        ("commercialization", "commercialize", True),
-        ("co", "signed", False),
-        ("significance", "signed", False),
-        ("deal", "deals", True),
-        ("ideal", "deal", False),
-    ],
-)
-def test_term_matches(word: str, term: str, expected: bool) -> None:
-    assert views.term_matches(word, term) is expected
-
-
-def test_highlight_marks_terms_and_best_sentence() -> None:
-    text = "Cables matter. The two countries expand submarine cables. Other text."
-    spans = views.sentence_spans(text)
-    assert [text[a:b] for a, b in spans] == [
-        "Cables matter.",
-        "The two countries expand submarine cables.",
-        "Other text.",
-    ]
-    out = views.highlight(text, ("cables",), (spans[1],))
-    assert out.count('<mark class="tq-term">') == 2
-    assert '<span class="tq-best">The two countries expand submarine <mark' in out
-    assert strip_marks(out) == text
-
-
-def test_highlight_escapes_markup_and_never_marks_inside_an_entity() -> None:
-    text = 'AT&T <script>alert("amp")</script> & <img src=x onerror=alert(1)>'
-    out = views.highlight(text, ("amp", "script", "img"), ((0, len(text)),))
-    assert "<script" not in out and "<img" not in out
-    assert "&amp;T" in out  # the entity is intact, not "&<mark>amp</mark>;"
-    assert '<mark class="tq-term">amp</mark>' in out  # only the word amp inside the quotes
-    assert out.count('<mark class="tq-term">script</mark>') == 2
-    assert strip_marks(out) == text
-    assert {tag for tag, _ in parse(out).tags} <= {"mark", "span"}
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    text=st.text(alphabet=st.sampled_from(list("ab <>&\"'=/;#x\n.")), max_size=80),
-    terms=st.lists(st.sampled_from(["ab", "amp", "lt", "x", "b"]), max_size=3),
-    a=st.integers(0, 80),
-    b=st.integers(0, 80),
-)
-def test_highlight_round_trips_any_text(text: str, terms: list[str], a: int, b: int) -> None:
-    best = ((min(a, b), max(a, b)),) if a != b else ()
-    out = views.highlight(text, terms, best)
-    assert strip_marks(out) == text
-    assert {tag for tag, _ in parse(out).tags} <= {"mark", "span"}
-
-
-def test_sentence_spans_keep_list_numbers_with_their_sentence() -> None:
-    text = "Intro line\n7. In the field of fusion, JT-60SA helps. 8. Space too.\nDr. Who spoke."
-    sentences = [text[a:b] for a, b in views.sentence_spans(text)]
-    assert sentences == [
-        "Intro line",
-        "7. In the field of fusion, JT-60SA helps.",
-        "8. Space too.",
-        "Dr. Who spoke.",
-    ]
-
-
-def test_best_sentences_need_evidence() -> None:
-    assert views.best_sentences([0.0, 0.0]) == []
-    assert views.best_sentences([0.2, 0.5, 0.49]) == [1, 2]
-    assert views.best_sentences([0.3, 0.1], minimum=0.35) == []
-
-
-def test_is_weak_uses_similarity_and_word_coverage() -> None:
-    assert not views.is_weak(0.6, 0.0)
-    assert views.is_weak(0.05, 1.0)
-    assert views.is_weak(0.2, 0.0)
-    assert not views.is_weak(0.2, 1.0)  # e.g. "What is Open RAN?": words present
-    assert not views.is_weak(None, 0.0)
-
-
-def test_context_window_extends_to_word_boundaries() -> None:
-    text = "alpha beta gamma. " * 100
-    start, end = 900, 920
-    before, after, more_before, more_after = views.context_window(text, start, end, chars=100)
-    assert text.endswith(before + text[start:end] + after, 0, end + len(after))
-    assert 0 < len(before) <= 100 and 0 < len(after) <= 100
-    assert before[0] != " " and more_before and more_after
-    assert views.context_window("short", 0, 5) == ("", "", False, False)
-
-
-def test_render_answer_escapes_every_field() -> None:
-    payload = " ".join(PAYLOADS)
-    p = passage(
-        f"Fusion text {payload}",
-        source=f"x\"'><img src=x onerror=alert(9)>{PAYLOADS[0]}.md",
-        title=f"Title {payload}",
-        section=f"Sec {payload}",
-        page=3,
-    )
-    card = views.Card(p, 0.7, (), before=f"before {payload}", after=f"after {payload}")
-    answer = views.Answer(f"question {payload}", "hybrid", (card,), ("fusion",))
-    markup = views.render_answer(answer)
-    parsed = parse(markup)
-    tags = {tag for tag, _ in parsed.tags}
-    assert not tags & {"script", "img", "a", "iframe", "svg", "style"}
-    for _tag, attrs in parsed.tags:
-        assert not [name for name in attrs if name.startswith("on")]
-    copy = [attrs for tag, attrs in parsed.tags if tag == "button"]
-    assert copy and copy[0]["data-copy"] == views.citation_text(p)
-    text = "".join(parsed.text)
-    for piece in PAYLOADS:
-        assert piece in text  # shown as text, literally
-    assert "p.\xa03" in text and "chars 0–" in text and "score 0.5000" in text
-
-
-def test_render_answer_states() -> None:
-    empty = views.render_answer(views.Answer("q", "hybrid", (), filtered=2))
-    assert 'data-state="empty"' in empty and "in the selected documents" in empty
-    keyword = views.render_answer(views.Answer("q", "bm25", ()))
-    assert "Keyword mode needs" in keyword
-    weak = views.render_answer(
-        views.Answer("q", "dense", (views.Card(passage("text"), 0.05),), weak=True)
-    )
-    assert "Weak match" in weak and "0.05" in weak and "tq-weak" in weak
-    strong = views.render_answer(views.Answer("q", "dense", (views.Card(passage("t"), 0.7),)))
-    assert "Weak match" not in strong and strong.count('class="tq-card"') == 1
-    error = views.render_state("error", "Failed <b>", "because <script>")
-    assert 'role="alert"' in error and "&lt;script&gt;" in error and "<b>" not in error
-
-
-def test_render_documents_and_report() -> None:
-    doc = DocumentInfo(
-        source="a<b>.pdf",
-        title="<i>T</i>",
-        kind="pdf",
-        pages=4,
-        chunks=7,
-        chars=100,
-        indexed_at="2026-01-02T03:04:05+00:00",
-        sha256="0" * 64,
-        duplicates=("copy.pdf",),
-    )
-    table = views.render_documents([doc])
-    assert "&lt;i&gt;T&lt;/i&gt;" in table and "a&lt;b&gt;.pdf" in table
-    assert "2026-01-02 03:04 UTC" in table and "copy.pdf" in table and ">7<" in table
-    assert 'data-state="noindex"' in views.render_documents(None)
-    report = BuildReport(
-        outcomes=[
-            FileOutcome("new.md", "added", chunks=3),
-            FileOutcome("bad.pdf", "skipped", "no text layer <scanned?>"),
-            FileOutcome("same.txt", "unchanged", chunks=2),
-        ],
-        documents=2,
-        chunks=5,
-        embedded_chunks=3,
-    )
-    shown = views.render_report(report)
-    assert "Incremental update" in shown and "1 skipped" in shown and "1 added" in shown
-    assert "no text layer &lt;scanned?&gt;" in shown and "same.txt" not in shown
 
 
 # ---------------------------------------------------------------------------- WebApp
@@ -452,9 +226,9 @@ def test_upload_stores_indexes_and_explains_refusals(corpus: Path, tmp_path: Pat
     assert "Choose files first" in web.upload([])
 
 
-def test_is_loopback() -> None:
-    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5")
+def testis_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
 
 
 def test_many_questions_at_once_while_rebuilding(app: WebApp, corpus: Path) -> None:
@@ -485,14 +259,15 @@ def test_check_port_refuses_busy_and_invalid_ports() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match="already in use"):
-            _check_port("127.0.0.1", port)
+            check_port("127.0.0.1", port)
     with pytest.raises(ConfigError, match="not a valid port"):
-        _check_port("127.0.0.1", 70000)
+        check_port("127.0.0.1", 70000)
 
 
 def test_only_web_imports_gradio() -> None:
     code = (
-        "import sys, tpd_qa, tpd_qa.cli, tpd_qa.api, tpd_qa.views, tpd_qa.uploads, tpd_qa.web;"
+        "import sys, tpd_qa, tpd_qa.cli, tpd_qa.api, tpd_qa.uploads, tpd_qa.web,"
+        " tpd_qa.web.views, tpd_qa.web.layout, tpd_qa.web.server;"
         "print('gradio' in sys.modules)"
     )
     result = subprocess.run(
@@ -501,11 +276,11 @@ def test_only_web_imports_gradio() -> None:
     assert result.stdout.strip() == "False"
     sources = Path(__file__).resolve().parents[1] / "src" / "tpd_qa"
     importers = sorted(
-        path.name
-        for path in sources.glob("*.py")
+        path.relative_to(sources).as_posix()
+        for path in sources.rglob("*.py")
         if re.search(r"^\s*(import gradio|from gradio)", path.read_text(), re.MULTILINE)
     )
-    assert importers == ["web.py"]
+    assert importers == ["web/layout.py"]
 
 
 def test_build_ui_exposes_named_endpoints(app: WebApp) -> None:
@@ -514,3 +289,74 @@ def test_build_ui_exposes_named_endpoints(app: WebApp) -> None:
     demo = build_ui(app)
     names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
     assert {"ask", "search", "rebuild", "upload"} <= names
+
+
+# ---------------------------------------------------------------------------- one validation
+
+
+def test_a_lone_surrogate_in_a_question_is_cleaned_for_every_path(
+    app: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real tokenizers refuse lone surrogates (TypeError: TextEncodeInput); so does this one."""
+    assert app.index is not None
+    embedder = app.index.embedder
+    plain = embedder.embed_batch
+    seen: list[str] = []
+
+    def strict(texts: list[str]) -> object:
+        for text in texts:
+            text.encode("utf-8")  # raises on a lone surrogate, as the model's tokenizer does
+        seen.extend(texts)
+        return plain(texts)
+
+    monkeypatch.setattr(embedder, "embed_batch", strict)
+    question = "fusion \udfff facility"
+    markup = app.ask(question, 3, "hybrid", None)
+    assert "Something went wrong" not in markup
+    assert markup.count('class="tq-card"') == 3
+    assert "fusion   facility" in seen  # cleaned once: the surrogate became a space
+    assert all("\udfff" not in text for text in seen)
+    rows = app.search(question, 3, "hybrid", None)
+    assert len(rows) == 3
+
+
+BAD_K = [-1, 0, "abc", 10**9, 2.5, float("nan"), True]
+
+
+@pytest.mark.parametrize("k", BAD_K, ids=repr)
+def test_bad_k_gets_one_message_on_ask_and_search(app: WebApp, k: object) -> None:
+    with pytest.raises(QueryError) as refused:
+        app.search("fusion facility", k, "hybrid", None)
+    message = str(refused.value)
+    assert message == f"k must be a whole number from 1 to 20, got {k!r}"
+    page = app.ask("fusion facility", k, "hybrid", None)
+    assert 'data-state="error"' in page and html.escape(message, quote=False) in page
+
+
+@pytest.mark.parametrize("mode", ["telepathy", "", 3])
+def test_bad_mode_gets_one_message_on_ask_and_search(app: WebApp, mode: object) -> None:
+    with pytest.raises(QueryError, match="unknown mode") as refused:
+        app.search("fusion facility", 5, mode, None)
+    page = app.ask("fusion facility", 5, mode, None)
+    assert html.escape(str(refused.value), quote=False) in page
+
+
+def test_k_and_mode_left_out_mean_the_defaults_on_both(app: WebApp) -> None:
+    assert len(app.search("fusion facility", None, None, None)) == 5
+    assert app.ask("fusion facility", None, None, None).count('class="tq-card"') == 5
+    assert len(app.search("fusion facility", "3", "Keyword", [])) <= 3
+
+
+def test_search_endpoint_turns_refusals_into_gradio_errors(app: WebApp) -> None:
+    import gradio as gr
+
+    from tpd_qa.web import build_ui
+
+    demo = build_ui(app)
+    (search,) = [fn.fn for fn in demo.fns.values() if fn.api_name == "search"]
+    assert search is not None
+    for k, mode in ((0, "hybrid"), ("abc", "hybrid"), (10**9, "hybrid"), (5, "telepathy")):
+        with pytest.raises(gr.Error) as refused:
+            search("fusion facility", k, mode, None)
+        assert refused.value.message.startswith(("k must be a whole number", "unknown mode"))
+    assert len(search("fusion facility", 2, None, None)) == 2

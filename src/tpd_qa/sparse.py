@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
 
-__all__ = ["SparseSettings", "SparseIndex"]
+__all__ = ["SparseSettings", "SparseIndex", "keywords"]
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +147,34 @@ def _stemmer(language: str | None) -> Any:
     import Stemmer
 
     return Stemmer.Stemmer(language)
+
+
+# bm25s splits text into tokens of two or more word characters (scikit-learn's pattern).
+_TOKEN = re.compile(r"\b\w\w+\b")
+_local = threading.local()  # a Stemmer must not be used by two threads at once
+
+
+def keywords(text: str) -> list[tuple[int, int, str]]:
+    """The words of ``text`` the keyword index keys, as (start, end, key), in text order.
+
+    The index's own analysis (default settings): tokens of two or more word characters,
+    lower-cased, English stop words dropped, PyStemmer English stems; so "Cables" and
+    "cable" share the key "cabl" here exactly as they do in BM25.
+    """
+    settings = SparseSettings()
+    stop = _stopwords(settings.stopwords)
+    found = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    found = [(start, end, word) for start, end, word in found if word not in stop]
+    if not hasattr(_local, "stemmer"):
+        _local.stemmer = _stemmer(settings.stemmer)
+    if _local.stemmer is None or not found:
+        return found
+    keys = _local.stemmer.stemWords([word for _start, _end, word in found])
+    return [(start, end, key) for (start, end, _word), key in zip(found, keys, strict=True)]
+
+
+@functools.cache
+def _stopwords(name: str | None) -> frozenset[str]:
+    from bm25s.tokenization import _infer_stopwords  # the list bm25s.tokenize uses
+
+    return frozenset(_infer_stopwords(name)) if name else frozenset()
