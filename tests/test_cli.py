@@ -27,6 +27,8 @@ PASSAGE_KEYS = {
     "section",
     "start",
     "end",
+    "answer_start",
+    "answer_end",
     "citation",
 }
 SUBCOMMANDS = ["index", "ask", "docs", "serve", "eval"]

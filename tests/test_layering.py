@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "uploads": 1,
     "export": 1,
     "pages": 1,
+    "evidence": 1,
     # the index composes the components
     "index": 2,
     # the API (and what is built on it like the API: evaluation, the watcher)

@@ -92,10 +92,21 @@ class Passage:
     section: str | None
     start: int
     end: int
+    #: The sentence that best answers, as offsets in the same document text as ``start``
+    #: and ``end`` (``start <= answer_start < answer_end <= end``); None when unknown.
+    answer_start: int | None = None
+    answer_end: int | None = None
 
     @property
     def citation(self) -> str:
         return format_citation(self.source, self.page, self.section, self.start, self.end)
+
+    @property
+    def answer(self) -> str:
+        """The best-answering sentence (the whole passage when it is not known)."""
+        if self.answer_start is None or self.answer_end is None:
+            return self.text
+        return self.text[self.answer_start - self.start : self.answer_end - self.start]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict: the dataclass fields plus ``citation``."""

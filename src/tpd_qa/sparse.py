@@ -99,6 +99,23 @@ class SparseIndex:
         order = positive[np.argsort(-scores[positive], kind="stable")]
         return scores[order], order.astype(np.int64)
 
+    def idf(self, keys: Sequence[str]) -> np.ndarray:
+        """Inverse document frequency of each analysed key (BM25's formula).
+
+        A key no row holds gets the highest value, as the rarest possible word.
+        """
+        vocabulary: dict[str, int] = self._retriever.vocab_dict
+        starts = self._retriever.scores["indptr"]
+        rows = max(self.size, 1)
+        frequencies = np.array(
+            [
+                0 if (token := vocabulary.get(key)) is None else starts[token + 1] - starts[token]
+                for key in keys
+            ],
+            dtype=np.float64,
+        )
+        return np.log1p((rows - frequencies + 0.5) / (frequencies + 0.5))
+
     def memory_bytes(self) -> int:
         """Bytes the BM25 score matrices take."""
         scores = self._retriever.scores

@@ -8,10 +8,12 @@ benchmarks use the same object (and its ``dense`` and ``sparse`` structures) dir
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from tpd_qa.dense import DenseIndex
+from tpd_qa.evidence import Evidence, EvidenceWeights, default_weights, query_kind
 from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
 from tpd_qa.index.state import IndexState, SearchSettings
 from tpd_qa.modes import Mode
@@ -68,6 +70,15 @@ class Searcher:
         self.settings = settings
         self.query_vector = query_vector
         self._span_rows: dict[tuple[str, int, int], int] | None = None
+        self._evidence: Evidence | None = None
+        self.evidence_weights: EvidenceWeights = default_weights()
+
+    @property
+    def evidence(self) -> Evidence:
+        """The second stage's evidence measure over this state's passages."""
+        if self._evidence is None:
+            self._evidence = Evidence(self.sparse.idf)
+        return self._evidence
 
     @property
     def dense(self) -> DenseIndex:
@@ -91,7 +102,8 @@ class Searcher:
         if allowed is not None and len(allowed) == 0:
             return []
         depth = max(self.settings.candidates, 4 * query.k)
-        return self.passages(self.rank(query.question, query.mode, depth, allowed), query.k)
+        ranked = self.rank(query.question, query.mode, depth, allowed)
+        return self.passages(ranked, query.k, query.question)
 
     def allowed_rows(self, sources: Iterable[str] | None) -> np.ndarray | None:
         """Rows of the documents named in ``sources`` (None: every row)."""
@@ -116,7 +128,45 @@ class Searcher:
         if mode != "hybrid":
             scores, ids = scored[mode]
             return list(zip(ids.tolist(), scores.tolist(), strict=True))
-        return self.fuse(scored)
+        ranked = self.fuse(scored)
+        if not self.settings.evidence or not ranked:
+            return ranked
+        return self.second_stage(question, scored, ranked)
+
+    def second_stage(self, question: str, scored: dict[str, Scored], ranked: Ranked) -> Ranked:
+        """Re-score fused candidates: cosine, scaled BM25 and the evidence features.
+
+        The evidence is measured for each retriever's ``depth`` best rows; the other
+        candidates keep zero evidence, so they follow unless their scores carry them.
+        """
+        weights = self.evidence_weights.for_kind(query_kind(question))
+        depth = self.evidence_weights.depth
+        rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
+        dense_rows, bm25_rows = scored["dense"][1], scored["bm25"][1]
+        bm25_scores = scored["bm25"][0]
+        top = float(bm25_scores[0]) if len(bm25_scores) else 0.0
+        bm25 = dict(
+            zip(
+                bm25_rows.tolist(),
+                (bm25_scores / top if top > 0 else bm25_scores).tolist(),
+                strict=True,
+            )
+        )
+        features = np.zeros((len(rows), 5), dtype=np.float64)
+        features[:, 0] = self.state.vectors[rows] @ self.query_vector(question)
+        features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
+        chosen = set(dense_rows[:depth].tolist()) | set(bm25_rows[:depth].tolist())
+        positions = [i for i, row in enumerate(rows.tolist()) if row in chosen]
+        measured = self.evidence.measure(
+            question,
+            [int(rows[i]) for i in positions],
+            [self.state.chunks[int(rows[i])].text for i in positions],
+        )
+        for i, found in zip(positions, measured, strict=True):
+            features[i, 2:] = (found.coverage, found.sentence, found.bigram)
+        scores = features @ weights
+        order = np.lexsort((rows, -scores))
+        return [(int(rows[i]), float(scores[i])) for i in order]
 
     def fuse(self, scored: dict[str, Scored]) -> Ranked:
         """One ranking from the ``dense`` and ``bm25`` candidates, as ``settings`` says."""
@@ -134,11 +184,15 @@ class Searcher:
             )
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
-    def passages(self, ranked: Ranked, k: int) -> list[Passage]:
-        """The first ``k`` ranked rows as passages, skipping any that overlap a better one."""
+    def passages(self, ranked: Ranked, k: int, question: str | None = None) -> list[Passage]:
+        """The first ``k`` ranked rows as passages, skipping any that overlap a better one.
+
+        With the ``question``, each passage also carries its best-answering sentence.
+        """
         state = self.state
         taken: dict[int, list[tuple[int, int]]] = {}
         passages: list[Passage] = []
+        chosen: list[int] = []
         for row, score in ranked:
             chunk = state.chunks[row]
             doc_number = int(state.row_doc[row])
@@ -147,6 +201,7 @@ class Searcher:
                 continue
             spans.append((chunk.start, chunk.end))
             document = state.docs[doc_number].document
+            chosen.append(row)
             passages.append(
                 Passage(
                     text=chunk.text,
@@ -161,7 +216,21 @@ class Searcher:
             )
             if len(passages) == k:
                 break
-        return passages
+        return self._with_answers(question, chosen, passages)
+
+    def _with_answers(
+        self, question: str | None, rows: list[int], passages: list[Passage]
+    ) -> list[Passage]:
+        """Each passage with its best-answering sentence marked (``answer_start/end``)."""
+        if question is None or not passages:
+            return passages
+        measured = self.evidence.measure(question, rows, [p.text for p in passages])
+        return [
+            replace(
+                p, answer_start=p.start + found.answer_start, answer_end=p.start + found.answer_end
+            )
+            for p, found in zip(passages, measured, strict=True)
+        ]
 
     def similarity(self, question: str, passages: Sequence[Passage]) -> list[float]:
         """Cosine similarity between the question and each passage's chunk (-1..1).

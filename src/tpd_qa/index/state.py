@@ -63,6 +63,9 @@ class SearchSettings:
     rrf_k: float = 60.0
     dense_weight: float = 0.8
     sparse_weight: float = 0.2
+    #: Re-score hybrid candidates with the second stage (:mod:`tpd_qa.evidence`);
+    #: ``False`` ranks by the fusion above alone.
+    evidence: bool = True
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:

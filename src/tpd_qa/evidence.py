@@ -1,0 +1,193 @@
+"""Second-stage evidence: how well a candidate passage, and its best sentence, cover a question.
+
+The first stage (dense vectors and BM25) finds candidates; a passage that answers often
+does so in one sentence that holds most of the question's rarer words, while a passage
+that merely shares the topic spreads them thin. For each candidate this module measures:
+
+* ``coverage``: the share of the question's keyword weight (IDF) found in the passage;
+* ``sentence``: the same share within the passage's best sentence — that sentence is
+  also the passage's *answer span*;
+* ``bigram``: the share of the question's adjacent keyword pairs found adjacent in the
+  passage (a phrase/proximity signal).
+
+Keywords are BM25's own (same tokens, stop words and stemmer: :func:`sparse.keywords`),
+so the evidence agrees with what keyword search matched. The weights that combine the
+features with the first-stage scores live in ``data/evidence.json`` (plain JSON, chosen
+on training questions only: ``bench/tune_evidence.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final, Literal
+
+import numpy as np
+
+from tpd_qa.sparse import keywords
+from tpd_qa.text import sentence_spans
+
+__all__ = [
+    "FEATURES",
+    "Evidence",
+    "EvidenceWeights",
+    "PassageEvidence",
+    "QueryKind",
+    "default_weights",
+    "query_kind",
+]
+
+#: Features in the order weights are given: first-stage scores, then evidence.
+FEATURES: Final = ("dense", "bm25", "coverage", "sentence", "bigram")
+
+#: A question ("Who signed …?") or a statement/keywords ("fusion magnets JT-60SA").
+QueryKind = Literal["question", "statement"]
+
+_QUESTION_START = re.compile(
+    r"^\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
+    r"can|could|will|would|should|has|have|had|in what|on what|at what|to what|from what)\b",
+    re.IGNORECASE,
+)
+
+
+#: Words that ask rather than say what is asked about: not evidence (BM25 keeps them,
+#: and in prose they are rare enough to look important).
+_QUESTION_WORDS: Final = frozenset(
+    {"who", "whom", "whose", "what", "which", "when", "where", "why", "how"}
+)
+
+
+def query_kind(question: str) -> QueryKind:
+    """``question`` when the text asks (a question mark, or a question word first)."""
+    if question.rstrip().endswith(("?", "？")) or _QUESTION_START.match(question):
+        return "question"
+    return "statement"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceWeights:
+    """Linear weights of :data:`FEATURES`, one set per query kind."""
+
+    question: tuple[float, ...]
+    statement: tuple[float, ...]
+    #: Candidates (best first-stage scores) that get the second stage.
+    depth: int = 50
+
+    def __post_init__(self) -> None:
+        for kind in (self.question, self.statement):
+            if len(kind) != len(FEATURES):
+                raise ValueError(f"need {len(FEATURES)} weights ({', '.join(FEATURES)})")
+        if self.depth < 1:
+            raise ValueError("depth must be >= 1")
+
+    def for_kind(self, kind: QueryKind) -> np.ndarray:
+        return np.asarray(self.question if kind == "question" else self.statement)
+
+    @classmethod
+    def from_json(cls, text: str) -> EvidenceWeights:
+        data = json.loads(text)
+        return cls(
+            question=tuple(float(data["question"][name]) for name in FEATURES),
+            statement=tuple(float(data["statement"][name]) for name in FEATURES),
+            depth=int(data.get("depth", 50)),
+        )
+
+
+def default_weights() -> EvidenceWeights:
+    """The shipped weights (``tpd_qa/data/evidence.json``)."""
+    text = resources.files("tpd_qa").joinpath("data/evidence.json").read_text(encoding="utf-8")
+    return EvidenceWeights.from_json(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PassageEvidence:
+    """The evidence features of one passage and its best sentence (offsets in the passage)."""
+
+    coverage: float
+    sentence: float
+    bigram: float
+    answer_start: int
+    answer_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Analysed:
+    keys: tuple[str, ...]
+    sentences: tuple[tuple[int, int, frozenset[str]], ...]
+
+
+class Evidence:
+    """Measures evidence for candidate passages; keyword analysis of passages is cached.
+
+    ``idf`` maps keys to their inverse document frequency in the collection (unknown
+    keys get the highest weight: a word no passage has is the most telling).
+    """
+
+    def __init__(self, idf: Callable[[Sequence[str]], np.ndarray], cache_size: int = 20_000):
+        self._idf = idf
+        self._cache: OrderedDict[int, _Analysed] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def measure(
+        self, question: str, rows: Sequence[int], texts: Sequence[str]
+    ) -> list[PassageEvidence]:
+        """Evidence for each candidate (``rows`` identify passages for the cache)."""
+        query_keys = list(
+            dict.fromkeys(
+                key for _start, _end, key in keywords(question) if key not in _QUESTION_WORDS
+            )
+        )
+        weights = self._idf(query_keys) if query_keys else np.zeros(0)
+        total = float(weights.sum())
+        pairs = set(itertools.pairwise(query_keys))
+        out: list[PassageEvidence] = []
+        for row, text in zip(rows, texts, strict=True):
+            analysed = self._analysed(row, text)
+            if total <= 0:
+                first = analysed.sentences[0] if analysed.sentences else (0, len(text), None)
+                out.append(PassageEvidence(0.0, 0.0, 0.0, first[0], first[1]))
+                continue
+            present = set(analysed.keys)
+            coverage = sum(w for k, w in zip(query_keys, weights, strict=True) if k in present)
+            best, best_span = -1.0, (0, len(text))
+            for start, end, keys in analysed.sentences:
+                value = sum(w for k, w in zip(query_keys, weights, strict=True) if k in keys)
+                if value > best:
+                    best, best_span = value, (start, end)
+            adjacent = set(itertools.pairwise(analysed.keys))
+            bigram = len(pairs & adjacent) / len(pairs) if pairs else 0.0
+            out.append(
+                PassageEvidence(
+                    coverage / total, max(best, 0.0) / total, bigram, best_span[0], best_span[1]
+                )
+            )
+        return out
+
+    def _analysed(self, row: int, text: str) -> _Analysed:
+        with self._lock:
+            cached = self._cache.get(row)
+            if cached is not None:
+                self._cache.move_to_end(row)
+                return cached
+        found = keywords(text)
+        sentences = []
+        for start, end in sentence_spans(text) or [(0, len(text))]:
+            keys = frozenset(key for s, e, key in found if s >= start and e <= end)
+            sentences.append((start, end, keys))
+        analysed = _Analysed(tuple(key for _s, _e, key in found), tuple(sentences))
+        with self._lock:
+            self._cache[row] = analysed
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return analysed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()

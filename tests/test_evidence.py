@@ -1,0 +1,136 @@
+"""The second stage: evidence features, query kinds, answer spans and their use in search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from builders import build_test_index
+from tpd_qa.evidence import FEATURES, Evidence, EvidenceWeights, default_weights, query_kind
+from tpd_qa.index import SearchSettings
+from tpd_qa.index.search import Searcher
+from tpd_qa.query import Query
+
+
+def _flat_idf(keys: list[str]) -> np.ndarray:
+    return np.ones(len(keys))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Who signed the memorandum?", "question"),
+        ("when did chopin leave warsaw", "question"),
+        ("How will they cooperate on quantum technology", "question"),
+        ("量子技術の協力は？", "question"),
+        ("fusion magnets JT-60SA", "statement"),
+        ("Vitamin D deficiency raises the risk of fractures.", "statement"),
+    ],
+)
+def test_query_kind(text: str, kind: str) -> None:
+    assert query_kind(text) == kind
+
+
+def test_best_sentence_is_the_answer_span() -> None:
+    text = (
+        "The deal covers many fields. Fusion research will use the JT-60SA facility in Naka. "
+        "Space work continues."
+    )
+    [found] = Evidence(_flat_idf).measure("Which facility supports fusion research?", [0], [text])
+    assert text[found.answer_start : found.answer_end] == (
+        "Fusion research will use the JT-60SA facility in Naka."
+    )
+    # keys facil, support, fusion, research ("which" asks, it is not evidence): three of
+    # four in that sentence, none elsewhere
+    assert found.sentence == pytest.approx(0.75) == found.coverage
+    assert found.bigram == pytest.approx(1 / 3)  # "fusion research" is adjacent there
+
+
+def test_concentrated_evidence_beats_spread_evidence() -> None:
+    spread = "Fusion matters. The facility is large. Research continues elsewhere."
+    focused = "Fusion research uses the facility. Other topics follow here."
+    a, b = Evidence(_flat_idf).measure("fusion research facility", [0, 1], [spread, focused])
+    assert a.coverage == b.coverage == pytest.approx(1.0)
+    assert b.sentence > a.sentence
+
+
+def test_idf_weights_rare_words_more() -> None:
+    idf = {"fusion": 0.1, "jt": 3.0, "60sa": 3.0}
+
+    def weights(keys: list[str]) -> np.ndarray:
+        return np.array([idf.get(k, 1.0) for k in keys])
+
+    [found] = Evidence(weights).measure("fusion JT-60SA", [0], ["The JT-60SA tokamak."])
+    assert found.coverage == pytest.approx(6.0 / 6.1)
+
+
+def test_question_without_keywords_gets_no_evidence() -> None:
+    [found] = Evidence(_flat_idf).measure("what is it?", [0], ["Some text. More text."])
+    assert (found.coverage, found.sentence, found.bigram) == (0.0, 0.0, 0.0)
+    assert (found.answer_start, found.answer_end) == (0, len("Some text."))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=80))
+def test_features_are_bounded_and_span_inside(text: str, question: str) -> None:
+    [found] = Evidence(_flat_idf).measure(question, [0], [text])
+    for value in (found.coverage, found.sentence, found.bigram):
+        assert 0.0 <= value <= 1.0 + 1e-9
+    assert found.sentence <= found.coverage + 1e-9
+    assert 0 <= found.answer_start <= found.answer_end <= len(text)
+
+
+def test_shipped_weights_are_plain_json() -> None:
+    weights = default_weights()
+    data = json.loads(
+        (Path(__file__).parents[1] / "src/tpd_qa/data/evidence.json").read_text(encoding="utf-8")
+    )
+    assert set(data["question"]) == set(FEATURES) == set(data["statement"])
+    assert len(weights.question) == len(FEATURES) and weights.depth >= 1
+    with pytest.raises(ValueError):
+        EvidenceWeights(question=(1.0,), statement=(1.0,) * len(FEATURES))
+
+
+def test_search_marks_the_answer_sentence(corpus: Path) -> None:
+    index, _ = build_test_index(corpus)
+    question = "Which facility will help commercialize fusion?"
+    for mode in ("hybrid", "dense", "bm25"):
+        for passage in index.search(question, 3, mode=mode):
+            assert passage.answer_start is not None and passage.answer_end is not None
+            assert passage.start <= passage.answer_start < passage.answer_end <= passage.end
+            assert passage.answer in passage.text and passage.answer.strip()
+            data = passage.to_dict()
+            assert (data["answer_start"], data["answer_end"]) == (
+                passage.answer_start,
+                passage.answer_end,
+            )
+    top = index.search(question, 1)[0]
+    assert "JT-60SA" in top.answer
+
+
+def test_second_stage_prefers_the_passage_with_the_answer_sentence(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    # Both notes hold every keyword of the question; only one says it in one sentence.
+    (corpus / "spread.txt").write_text(
+        "Fusion magnets matter. Suppliers build. Fusion suppliers grow. Magnets build trust.\n"
+    )
+    (corpus / "focused.txt").write_text(
+        "Several topics are listed in the annex of the deal. "
+        "Japanese suppliers will build the fusion magnets. "
+        "Other work follows later in the year.\n"
+    )
+    index, _ = build_test_index(corpus)
+    question = "Who will build the fusion magnets?"
+    plain = Searcher(index.state, SearchSettings(evidence=False), index.searcher.query_vector)
+    first_stage = plain.search(Query.parse(question, 2))
+    second_stage = index.search(question, 2)
+    assert second_stage[0].source == "focused.txt"
+    assert second_stage[0].answer == "Japanese suppliers will build the fusion magnets."
+    # the evidence, not the first stage alone, put it first
+    assert first_stage[0].source == "spread.txt"
