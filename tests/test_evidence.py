@@ -134,3 +134,21 @@ def test_second_stage_prefers_the_passage_with_the_answer_sentence(tmp_path: Pat
     assert second_stage[0].answer == "Japanese suppliers will build the fusion magnets."
     # the evidence, not the first stage alone, put it first
     assert first_stage[0].source == "spread.txt"
+
+
+def test_cli_shows_the_answer_sentence(
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tpd_qa.cli import main
+
+    monkeypatch.setenv("TPD_QA_MODEL", "hash")
+    index_dir = tmp_path / "index"
+    assert main(["index", "--corpus", str(corpus), "--index", str(index_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    question = "Which facility will help commercialize fusion?"
+    assert main(["ask", question, "--index", str(index_dir), "-k", "1"]) == 0
+    answer_lines = [line for line in capsys.readouterr().out.splitlines() if "» " in line]
+    assert answer_lines and "JT-60SA" in answer_lines[0]

@@ -155,7 +155,7 @@ def report_dict(report: BuildReport) -> dict[str, object]:
 
 
 def passage_lines(passages: list[Passage], width: int | None = None) -> list[str]:
-    """Ranked passages: citation and score, title, then the text wrapped and indented."""
+    """Ranked passages: citation and score, title, the answer sentence (» …), then the text."""
     if not passages:
         return ["No passages matched the question."]
     width = width or min(100, max(60, _terminal_width() - 4))
@@ -164,6 +164,13 @@ def passage_lines(passages: list[Passage], width: int | None = None) -> list[str
         lines.append(f"[{rank}] {visible(passage.citation)}  (score {passage.score:.4f})")
         if passage.title:
             lines.append(f"    {visible(passage.title)}")
+        if passage.answer_start is not None and passage.answer != passage.text:
+            answer = visible(" ".join(passage.answer.split()))
+            lines.extend(
+                textwrap.wrap(
+                    answer, width=width, initial_indent="    » ", subsequent_indent="      "
+                )
+            )
         body = visible(" ".join(passage.text.split()))
         lines.extend(
             textwrap.wrap(body, width=width, initial_indent="    ", subsequent_indent="    ")
