@@ -1,4 +1,4 @@
-"""The ``tpd-qa`` command line: index, ask, docs, serve, eval.
+"""The ``tpd-qa`` command line: index, ask, docs, serve, watch, eval.
 
 Exit status (also in ``tpd-qa --help``, defined in :mod:`tpd_qa.cli.status`):
 
