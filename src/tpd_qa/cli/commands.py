@@ -141,18 +141,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from tpd_qa.watcher import CorpusWatcher, Rebuild
+    from tpd_qa.watch_status import Rebuild
+    from tpd_qa.watcher import CorpusWatcher
 
     corpus = args.corpus or api.default_corpus_dir()
     index_dir = args.index or api.default_index_dir()
 
+    closed: list[BrokenPipeError] = []
+
     def show(rebuild: Rebuild) -> None:
-        if not rebuild.ok:
-            write_lines([rebuild_line(rebuild, watcher.error_retry)], sys.stderr)
-            sys.stderr.flush()
-        elif rebuild.changed_anything or not args.quiet:
-            write_lines([rebuild_line(rebuild)])
-            sys.stdout.flush()
+        try:
+            if not rebuild.ok:
+                write_lines([rebuild_line(rebuild, watcher.error_retry)], sys.stderr)
+                sys.stderr.flush()
+            elif rebuild.changed_anything or not args.quiet:
+                write_lines([rebuild_line(rebuild)])
+                sys.stdout.flush()
+        except BrokenPipeError as exc:  # nobody reads any more (`| head -3`): stop
+            closed.append(exc)
+            watcher.stop()
 
     watcher = CorpusWatcher(
         corpus, index_dir, progress=not args.quiet and sys.stderr.isatty(), on_report=show
@@ -165,6 +172,8 @@ def _watch(args: argparse.Namespace) -> int:
         ended = watcher.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if closed:
+        raise closed[0]
     if not args.quiet:
         how = " (Ctrl-C)" if ended == "interrupted" else ""
         write_lines([f"stopped watching {corpus}{how}"], sys.stderr)
