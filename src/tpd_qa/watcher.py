@@ -81,6 +81,8 @@ def is_ignored(path: str | PurePath, corpus: Path, index_dir: Path | None = None
 
 StatusCallback = Callable[[WatchStatus], None]
 RebuildCallback = Callable[[Rebuild], None]
+_READY_PROBE_MS = 200  # how often the event thread wakes without changes
+_READY_WAIT = 30.0  # longest wait for the watch to be in place (huge trees take a while)
 _Stamp = tuple[int, int] | None  # (size, mtime_ns) of a changed path; None once it is gone
 
 
@@ -141,6 +143,7 @@ class CorpusWatcher:
         self._status = WatchStatus(corpus=corpus, index_dir=index)
         self._skipped: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
+        self._watching = threading.Event()  # set once the file system watch is in place
 
     # ------------------------------------------------------------------ public
 
@@ -174,6 +177,7 @@ class CorpusWatcher:
         """
         if stop_event is not None:
             self._stop = stop_event
+        self._watching.clear()
         events = threading.Thread(target=self._collect, name="tpd-qa-watch-events", daemon=True)
         self._set(state="pending" if self.initial_build else "idle")
         events.start()  # before the first build: what changes during it is not missed
@@ -197,24 +201,31 @@ class CorpusWatcher:
         """Feed changed paths into ``_changes`` until stopped (runs on its own thread)."""
         from watchfiles import watch
 
-        restarted = False
+        failures = 0
         while not self._stop.is_set():
             try:
-                if restarted:  # changes may have been missed while the watch was down
+                if failures:  # changes may have been missed while the watch was down
                     self._note([str(self._corpus_real)])
                 for batch in watch(
                     self._corpus_real,
                     watch_filter=self._wanted,
                     debounce=max(1, int(self.debounce * 1000)),
                     step=50,
+                    rust_timeout=_READY_PROBE_MS,
+                    yield_on_timeout=True,  # the first (empty) batch: the watch is in place
                     stop_event=self._stop,
                     raise_interrupt=False,
                 ):
-                    self._note(path for _, path in batch)
+                    self._watching.set()
+                    failures = 0
+                    if batch:
+                        self._note(path for _, path in batch)
                 return
             except Exception as exc:  # the corpus vanished, too many watches, ...
-                log.warning("watching %s failed (%s); trying again", self.corpus, exc)
-                restarted = True
+                self._watching.set()  # do not hold up the first build
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "watching %s failed (%s); trying again", self.corpus, exc)
                 self._stop.wait(max(self.lock_retry, 1.0))
 
     def _wanted(self, change: object, path: str) -> bool:
@@ -235,6 +246,8 @@ class CorpusWatcher:
     # ------------------------------------------------------------------ rebuilds
 
     def _first_build(self) -> None:
+        # Build once the watch is in place, so that no change falls between the two.
+        self._watching.wait(_READY_WAIT)
         while not self._stop.is_set():
             try:
                 self._rebuild({}, raise_errors=True)

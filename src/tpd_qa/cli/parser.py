@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         help="keep the index current while the corpus changes",
         description=(
-            "Bring the index up to date, then rebuild it incrementally whenever files in "
-            "the corpus are added, changed, renamed or removed, once they have stopped "
+            "Bring the index up to date, then rebuild it incrementally whenever files in\n"
+            "the corpus are added, changed, renamed or removed, once they have stopped\n"
             "changing for a moment. Prints one line per rebuild until stopped."
         ),
         epilog=WATCH_HELP,

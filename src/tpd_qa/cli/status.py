@@ -37,6 +37,7 @@ exit status:
   {EXIT_USAGE}    bad usage (unknown option, -k 0, unknown --mode)
   {EXIT_SKIPPED}    indexed, but some files were skipped (each listed with its reason)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the index is left as it was or fully updated
+       (`tpd-qa watch` ends with {EXIT_OK} instead: Ctrl-C is how it is stopped)
   {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); stops quietly
 """
 
