@@ -1,4 +1,4 @@
-"""Tests of watch mode: :class:`tpd_qa.watcher.CorpusWatcher` and ``tpd-qa watch``.
+"""Tests of watch mode: :class:`tpd_qa.watch.CorpusWatcher` and ``tpd-qa watch``.
 
 The index follows additions, changes, renames and deletions within a bounded wait;
 bursts are batched; files being written are not indexed half-written; failures are
@@ -26,8 +26,7 @@ from tpd_qa.cli.output import rebuild_line, visible
 from tpd_qa.errors import IngestError
 from tpd_qa.index import index_lock
 from tpd_qa.records import BuildReport, FileOutcome
-from tpd_qa.watch_status import Rebuild, WatchStatus
-from tpd_qa.watcher import CorpusWatcher, is_ignored
+from tpd_qa.watch import CorpusWatcher, Rebuild, WatchStatus, is_ignored
 
 SRC = Path(__file__).resolve().parents[1] / "src"  # this checkout's code, whatever the cwd
 WAIT = 20.0  # seconds any expected change may take to show in the index

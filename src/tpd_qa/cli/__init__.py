@@ -17,7 +17,7 @@ Text output never sends a document's control or bidi characters to the terminal
 (:mod:`tpd_qa.cli.output`); ``--json`` output is exact.
 
 Modules: ``parser`` (arguments), ``commands`` (what each command does, ``watch`` with
-:mod:`tpd_qa.watcher`), ``evaluate``
+:mod:`tpd_qa.watch`), ``evaluate``
 (``tpd-qa eval``), ``output`` (everything printed), ``failures`` (OS errors as one
 line), ``status`` (exit statuses).
 """

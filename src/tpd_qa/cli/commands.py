@@ -141,8 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from tpd_qa.watch_status import Rebuild
-    from tpd_qa.watcher import CorpusWatcher
+    from tpd_qa.watch import CorpusWatcher, Rebuild
 
     corpus = args.corpus or api.default_corpus_dir()
     index_dir = args.index or api.default_index_dir()

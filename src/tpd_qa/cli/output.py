@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
-from tpd_qa.watch_status import CHANGE_KINDS, Rebuild
+from tpd_qa.watch.status import CHANGE_KINDS, Rebuild
 
 __all__ = [
     "document_lines",

@@ -1,4 +1,4 @@
-"""What a :class:`~tpd_qa.watcher.CorpusWatcher` is doing and what its rebuilds did.
+"""What a :class:`~tpd_qa.watch.watcher.CorpusWatcher` is doing and what its rebuilds did.
 
 Immutable value objects, safe to hand to another thread: :class:`WatchStatus` (the
 watcher's state, with :meth:`WatchStatus.describe` for a one-line display such as

@@ -16,7 +16,7 @@ answered with the same incremental rebuild as ``tpd-qa index`` (:func:`api.build
 
 The watcher's state is a small immutable ``WatchStatus`` (read :attr:`CorpusWatcher.status`
 at any time, or pass ``on_change``) and every rebuild is reported as a ``Rebuild``
-(``on_report``), both from :mod:`tpd_qa.watch_status`, so a user interface can show
+(``on_report``), both from :mod:`tpd_qa.watch.status`, so a user interface can show
 "index updated 12 s ago · 2 added, 1 changed" or "indexing 3 files…".
 """
 
@@ -35,16 +35,9 @@ from typing import Literal
 import tpd_qa.api as api
 from tpd_qa.errors import IndexLockedError, TpdQaError
 from tpd_qa.records import BuildReport, FileOutcome
-from tpd_qa.watch_status import CHANGE_KINDS, Rebuild, WatchState, WatchStatus
+from tpd_qa.watch.status import Rebuild, WatchStatus
 
-__all__ = [
-    "CHANGE_KINDS",
-    "CorpusWatcher",
-    "Rebuild",
-    "WatchState",
-    "WatchStatus",
-    "is_ignored",
-]
+__all__ = ["CorpusWatcher", "is_ignored"]
 
 log = logging.getLogger(__name__)
 
