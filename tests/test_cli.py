@@ -31,7 +31,7 @@ PASSAGE_KEYS = {
     "answer_end",
     "citation",
 }
-SUBCOMMANDS = ["index", "ask", "docs", "serve", "eval"]
+SUBCOMMANDS = ["index", "ask", "docs", "serve", "watch", "eval"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The ``tpd-qa`` command line: index, ask, docs, serve, eval.
+"""The ``tpd-qa`` command line: index, ask, docs, serve, watch, eval.
 
 Exit status (also in ``tpd-qa --help``, defined in :mod:`tpd_qa.cli.status`):
 
@@ -8,14 +8,16 @@ Exit status (also in ``tpd-qa --help``, defined in :mod:`tpd_qa.cli.status`):
   a path that is not a folder, …);
 * 2 bad usage (unknown option, ``-k 0``, unknown ``--mode``);
 * 3 the index was built but some files were skipped (each listed with its reason);
-* 130 interrupted (Ctrl-C): one line on stderr;
+* 130 interrupted (Ctrl-C): one line on stderr (``tpd-qa watch`` ends with 0 instead:
+  Ctrl-C is how it is stopped);
 * 141 stdout was closed early (``tpd-qa ask … | head -1``): stops quietly, without a
   message, like a tool that a shell's SIGPIPE ended.
 
 Text output never sends a document's control or bidi characters to the terminal
 (:mod:`tpd_qa.cli.output`); ``--json`` output is exact.
 
-Modules: ``parser`` (arguments), ``commands`` (what each command does), ``evaluate``
+Modules: ``parser`` (arguments), ``commands`` (what each command does, ``watch`` with
+:mod:`tpd_qa.watch`), ``evaluate``
 (``tpd-qa eval``), ``output`` (everything printed), ``failures`` (OS errors as one
 line), ``status`` (exit statuses).
 """

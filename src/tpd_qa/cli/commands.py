@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from tpd_qa.cli.output import (
     document_dicts,
     document_lines,
     passage_lines,
+    rebuild_line,
     report_dict,
     report_lines,
     write_json,
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return _docs(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "watch":
+        return _watch(args)
     if args.command == "eval":
         from tpd_qa.cli.evaluate import run_eval_command
 
@@ -45,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
 def folders(args: argparse.Namespace) -> dict[str, Path]:
     """The folders the command works in, by the option that chose them (written first)."""
     found: dict[str, Path] = {}
-    if args.command in ("index", "ask", "docs", "serve"):
+    if args.command in ("index", "ask", "docs", "serve", "watch"):
         found["--index"] = args.index or api.default_index_dir()
-    if args.command in ("index", "serve"):
+    if args.command in ("index", "serve", "watch"):
         found["--corpus"] = args.corpus or api.default_corpus_dir()
     if args.command == "eval":
         for option, value in (("--index-cache", args.index_cache), ("--corpus", args.corpus)):
@@ -133,4 +137,43 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         allow_upload=args.allow_upload,
     )
+    return EXIT_OK
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from tpd_qa.watch import CorpusWatcher, Rebuild
+
+    corpus = args.corpus or api.default_corpus_dir()
+    index_dir = args.index or api.default_index_dir()
+
+    closed: list[BrokenPipeError] = []
+
+    def show(rebuild: Rebuild) -> None:
+        try:
+            if not rebuild.ok:
+                write_lines([rebuild_line(rebuild, watcher.error_retry)], sys.stderr)
+                sys.stderr.flush()
+            elif rebuild.changed_anything or not args.quiet:
+                write_lines([rebuild_line(rebuild)])
+                sys.stdout.flush()
+        except BrokenPipeError as exc:  # nobody reads any more (`| head -3`): stop
+            closed.append(exc)
+            watcher.stop()
+
+    watcher = CorpusWatcher(
+        corpus, index_dir, progress=not args.quiet and sys.stderr.isatty(), on_report=show
+    )
+    if not args.quiet:
+        write_lines([f"watching {corpus} -> {index_dir} (Ctrl-C to stop)"])
+        sys.stdout.flush()
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: watcher.stop())
+    try:
+        ended = watcher.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if closed:
+        raise closed[0]
+    if not args.quiet:
+        how = " (Ctrl-C)" if ended == "interrupted" else ""
+        write_lines([f"stopped watching {corpus}{how}"], sys.stderr)
     return EXIT_OK

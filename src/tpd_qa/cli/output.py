@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import textwrap
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -22,11 +23,13 @@ from typing import Final, TextIO
 
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
+from tpd_qa.watch.status import CHANGE_KINDS, Rebuild
 
 __all__ = [
     "document_lines",
     "json_text",
     "passage_lines",
+    "rebuild_line",
     "report_dict",
     "report_lines",
     "visible",
@@ -149,6 +152,39 @@ def report_dict(report: BuildReport) -> dict[str, object]:
             for o in report.outcomes
         ],
     }
+
+
+# ---------------------------------------------------------------------- watch
+
+_NAMED_FILES = 3  # a rebuild touching at most this many files names them
+
+
+def rebuild_line(rebuild: Rebuild, retry: float | None = None) -> str:
+    """One line for a rebuild ``tpd-qa watch`` ran, e.g. ``[12:03:04] 1 added, 1 skipped ·
+    14 documents, 230 chunks · 0.4 s · added memo.pdf, skipped scan.pdf (no text layer)``;
+    for a failed one, why and (``retry`` seconds) when it is tried again."""
+    clock = time.strftime("%H:%M:%S", time.localtime(rebuild.finished))
+    report = rebuild.report
+    if report is None:
+        again = f"; trying again in {retry:g} s" if retry is not None else ""
+        return f"[{clock}] rebuild failed: {visible(rebuild.error)}{again}"
+    headline = rebuild.summary()
+    if report.full:
+        reason = f" ({visible(report.full_reason)})" if report.full_reason else ""
+        headline = f"full rebuild{reason}: {headline}"
+    parts = [
+        f"[{clock}] {headline}",
+        f"{report.documents} documents, {report.chunks} chunks",
+        f"{rebuild.finished - rebuild.started:.1f} s",
+    ]
+    files = [(kind, o) for kind in CHANGE_KINDS for o in rebuild.files(kind)]
+    if 0 < len(files) <= _NAMED_FILES:
+        named = []
+        for kind, outcome in files:
+            reason = f" ({visible(outcome.reason)})" if outcome.reason else ""
+            named.append(f"{kind} {visible(outcome.source)}{reason}")
+        parts.append(", ".join(named))
+    return " \u00b7 ".join(parts)
 
 
 # ---------------------------------------------------------------------- ask and docs

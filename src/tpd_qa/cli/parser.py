@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tpd_qa.cli.evaluate import add_eval_arguments
-from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE
+from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE, WATCH_HELP
 from tpd_qa.errors import QueryError
 from tpd_qa.limits import DEFAULT_K
 from tpd_qa.modes import MODE_ALIASES, MODES, Mode, normalise_mode
@@ -103,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve.add_argument(
         "--allow-upload", action="store_true", help="let visitors add documents to the corpus"
+    )
+
+    watch = commands.add_parser(
+        "watch",
+        help="keep the index current while the corpus changes",
+        description=(
+            "Bring the index up to date, then rebuild it incrementally whenever files in\n"
+            "the corpus are added, changed, renamed or removed, once they have stopped\n"
+            "changing for a moment. Prints one line per rebuild until stopped."
+        ),
+        epilog=WATCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _folders(watch, corpus=True)
+    watch.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or start line; rebuilds that changed nothing are not shown",
     )
 
     evaluate = commands.add_parser(

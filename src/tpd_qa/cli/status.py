@@ -13,6 +13,7 @@ __all__ = [
     "EXIT_SKIPPED",
     "EXIT_STATUS_HELP",
     "EXIT_USAGE",
+    "WATCH_HELP",
 ]
 
 EXIT_OK: Final = 0
@@ -36,5 +37,16 @@ exit status:
   {EXIT_USAGE}    bad usage (unknown option, -k 0, unknown --mode)
   {EXIT_SKIPPED}    indexed, but some files were skipped (each listed with its reason)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the index is left as it was or fully updated
+       (`tpd-qa watch` ends with {EXIT_OK} instead: Ctrl-C is how it is stopped)
   {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); stops quietly
+"""
+
+#: How ``tpd-qa watch`` ends, as its ``--help`` shows it.
+WATCH_HELP: Final = f"""\
+stopping:
+  Ctrl-C (or SIGTERM) stops watching with exit status {EXIT_OK}: it is the normal way to
+  end. A rebuild cut short by Ctrl-C leaves the index as it was before it; SIGTERM
+  lets a running rebuild finish first. A folder that is unusable at the start ends
+  the command at once with status {EXIT_ERROR}; a rebuild that fails later is reported
+  on stderr and tried again, and watching goes on.
 """
