@@ -62,7 +62,13 @@ def server_env(model: str | None) -> dict[str, str]:
 
 
 def start_server(
-    corpus: Path, index: Path, log: Path, *, model: str | None, allow_upload: bool = False
+    corpus: Path,
+    index: Path,
+    log: Path,
+    *,
+    model: str | None,
+    allow_upload: bool = False,
+    watch: bool = False,
 ) -> Server:
     """Start serving (returns at once; call :func:`wait_ready` before using it)."""
     port = free_port()
@@ -80,6 +86,8 @@ def start_server(
     ]
     if allow_upload:
         command.append("--allow-upload")
+    if watch:
+        command.append("--watch")
     with open(log, "wb") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env=server_env(model), cwd=ROOT

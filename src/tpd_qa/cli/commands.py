@@ -136,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         allow_upload=args.allow_upload,
+        watch=args.watch,
     )
     return EXIT_OK
 

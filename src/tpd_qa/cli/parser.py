@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-upload", action="store_true", help="let visitors add documents to the corpus"
     )
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="index new, changed and removed files on their own while serving",
+    )
 
     watch = commands.add_parser(
         "watch",

@@ -42,6 +42,14 @@ class WebApp:
         self._state = ServingState(corpus_dir, index_dir, model)
         self._asker = Asker(self._state)
         self._corpus = CorpusEditor(self._state, allow_upload=bool(allow_upload))
+        #: What keeps the index current (``serve --watch``): a function giving its one
+        #: line of state ("index updated 12 s ago · 2 added"); None when not watching.
+        self.watch_status: Callable[[], str] | None = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether a watcher keeps the index current (the page then refreshes itself)."""
+        return self.watch_status is not None
 
     # ------------------------------------------------------------------ index state
 
@@ -87,10 +95,12 @@ class WebApp:
 
     def status_html(self) -> str:
         """The one-line summary under the page title."""
+        self._state.refresh()
         index = self._state.index
+        live = self.watch_status() if self.watch_status is not None else ""
         if index is None:
-            return views.render_status(None)
-        return views.render_status(index.documents(), index.model_name)
+            return views.render_status(None, live=live)
+        return views.render_status(index.documents(), index.model_name, live=live)
 
     def documents_html(self) -> str:
         """The Documents panel's table."""

@@ -82,6 +82,10 @@ def theme() -> Any:
     )
 
 
+#: How often a page of a watched corpus refreshes its status and document list.
+WATCH_REFRESH_SECONDS = 2.0
+
+
 def build_ui(app: WebApp) -> gr.Blocks:
     """The page: an Ask tab (question, options, answer cards) and a Documents tab."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -258,6 +262,14 @@ def build_ui(app: WebApp) -> gr.Blocks:
         demo.load(
             refresh, inputs=sources, outputs=[status, documents, sources], api_visibility="private"
         )
+        if app.watching:  # the watcher rebuilds on its own: show it without a click
+            gr.Timer(WATCH_REFRESH_SECONDS).tick(
+                refresh,
+                inputs=sources,
+                outputs=[status, documents, sources],
+                api_visibility="private",
+                show_progress="hidden",
+            )
     return demo  # type: ignore[no-any-return]
 
 

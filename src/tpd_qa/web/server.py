@@ -67,8 +67,13 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
     allow_upload: bool = False,
+    watch: bool = False,
 ) -> None:
-    """Serve the web UI until interrupted; builds the index first when there is none."""
+    """Serve the web UI until interrupted; builds the index first when there is none.
+
+    With ``watch`` the corpus is watched and re-indexed as files come and go (the same
+    incremental rebuild as ``tpd-qa index``); the page shows the watcher's state live.
+    """
 
     def echo(line: str) -> None:
         print(line, flush=True)
@@ -77,6 +82,16 @@ def serve(
     app = WebApp(corpus_dir, index_dir, allow_upload=allow_upload, model=configured_model())
     app.ensure_index(echo)
     app.warm_up()
+    watcher = None
+    if watch:
+        from tpd_qa.watch import CorpusWatcher
+
+        watcher = CorpusWatcher(
+            corpus_dir, index_dir, model=configured_model(), initial_build=False
+        )
+        app.watch_status = lambda: watcher.status.describe()
+        watcher.start()
+        echo("tpd-qa: watching the corpus; new and changed files are indexed on their own")
     demo = build_ui(app)
     demo.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
     try:
@@ -108,6 +123,8 @@ def serve(
     try:
         demo.block_thread()
     finally:
+        if watcher is not None:
+            watcher.stop()
         with contextlib.suppress(Exception):
             demo.close()
         sys.stdout.flush()

@@ -269,15 +269,19 @@ def format_timestamp(value: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def render_status(documents: Sequence[DocumentInfo] | None, model: str = "") -> str:
-    """One line under the page title: what is indexed and with which model."""
+def render_status(
+    documents: Sequence[DocumentInfo] | None, model: str = "", *, live: str = ""
+) -> str:
+    """One line under the page title: what is indexed, with which model, and (when the
+    corpus is watched) the watcher's state, e.g. "index updated 12 s ago · 2 added"."""
+    watched = f' · <span class="tq-live">{isolate_name(live)}</span>' if live else ""
     if documents is None:
-        return '<p class="tq-status tq-status-missing">No index yet</p>'
+        return f'<p class="tq-status tq-status-missing">No index yet{watched}</p>'
     chunks = sum(d.chunks for d in documents)
     text = f"{_plural(len(documents), 'document')} · {_plural(chunks, 'passage')} indexed"
     if model:
         text += f" · model {escape(model.rsplit('/', 1)[-1])}"
-    return f'<p class="tq-status">{text}</p>'
+    return f'<p class="tq-status">{text}{watched}</p>'
 
 
 def render_documents(documents: Sequence[DocumentInfo] | None) -> str:
