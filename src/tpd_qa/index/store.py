@@ -20,7 +20,6 @@ is this layout. Another backend (a vector database) implements the same five met
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -39,7 +38,6 @@ from tpd_qa.chunking import ChunkerSettings
 from tpd_qa.dense import DenseIndex
 from tpd_qa.errors import (
     IndexCorruptError,
-    IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
 )
@@ -50,6 +48,7 @@ from tpd_qa.index.folder import (
     _remove_stale,
     check_folders,
     claim_index_dir,
+    index_lock,
 )
 from tpd_qa.index.state import FileStat, IndexSettings, IndexState, Snapshot, StoredDocument, now
 from tpd_qa.records import Chunk, Document, Heading
@@ -484,27 +483,7 @@ def _fsync_tree(root: Path) -> None:
         _fsync_dir(path)
 
 
-# ---------------------------------------------------------------------- lock and debris
-
-
-@contextlib.contextmanager
-def index_lock(directory: Path, *, wait: float = 0.0) -> Iterator[None]:
-    """Hold the index's rebuild lock; raises IndexLockedError if another process holds it."""
-    from filelock import FileLock, Timeout
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(directory / ".lock"), timeout=wait)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise IndexLockedError(
-            f"another `tpd-qa index` is rebuilding {directory}", remedy="wait"
-        ) from exc
-    try:
-        yield
-    finally:
-        lock.release()
+# ---------------------------------------------------------------------- debris
 
 
 def remove_debris(directory: Path) -> None:
