@@ -17,6 +17,7 @@ from tpd_qa.index import (
     check_folders,
     claim_index_dir,
     index_lock,
+    open_store,
     read_manifest,
     remove_debris,
 )
@@ -132,12 +133,17 @@ def build_index(
     progress: bool = False,
     on_progress: ProgressCallback | None = None,
     wait: float = 0.0,
+    backend: str | None = None,
+    milvus_uri: str | None = None,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
     Only new and changed documents are embedded; a different model or chunker, a
     damaged previous index, or ``full=True`` rebuilds everything (the report says why).
     Holds a lock so two rebuilds never interleave; ``wait`` is how long to wait for it.
+    ``backend`` is ``local`` (FAISS + bm25s in the folder) or ``milvus`` (a Milvus
+    collection at ``milvus_uri`` or ``$TPD_QA_MILVUS_URI``); by default the one the
+    index was built with. The choice is recorded in the index: queries follow it.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
@@ -145,6 +151,7 @@ def build_index(
     exclude = [directory]
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
+    store = open_store(directory, backend=backend, uri=milvus_uri)
     with index_lock(directory, wait=wait):
         previous: Index | None = None
         reason = ""
@@ -163,14 +170,21 @@ def build_index(
             )
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
-            index.save(directory)
+            index.save_to(store)
         else:
             before = previous.fingerprint()
             report = previous.update(
                 corpus, exclude=exclude, progress=progress, on_progress=on_progress
             )
-            if previous.fingerprint() != before:
-                previous.save(directory)
+            if previous.fingerprint() != before or not _same_store(store, directory):
+                previous.save_to(store)
             else:
                 remove_debris(directory)
         return report
+
+
+def _same_store(store: object, directory: Path) -> bool:
+    """True when ``store`` is where the index in ``directory`` already lives (same backend)."""
+    return type(store) is type(open_store(directory)) and getattr(store, "uri", None) == getattr(
+        open_store(directory), "uri", None
+    )

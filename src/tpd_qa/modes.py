@@ -6,7 +6,17 @@ from typing import Final, Literal, get_args
 
 from tpd_qa.errors import QueryError
 
-__all__ = ["FUSIONS", "MODES", "MODE_ALIASES", "MODE_LABELS", "Fusion", "Mode", "normalise_mode"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "FUSIONS",
+    "MODES",
+    "MODE_ALIASES",
+    "MODE_LABELS",
+    "Fusion",
+    "Mode",
+    "normalise_mode",
+]
 
 #: ``hybrid`` fuses meaning (dense vectors) and exact words (BM25); the others use one.
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -24,6 +34,11 @@ MODE_LABELS: Final[dict[Mode, str]] = {"hybrid": "Hybrid", "dense": "Semantic", 
 #: How dense and keyword rankings are combined in hybrid mode.
 Fusion = Literal["convex", "rrf", "weighted"]
 FUSIONS: Final[tuple[Fusion, ...]] = get_args(Fusion)
+
+#: Where an index's search data lives: ``local`` (FAISS + bm25s files in the index
+#: folder, the default) or ``milvus`` (a Milvus collection; needs the ``milvus`` extra).
+Backend = Literal["local", "milvus"]
+BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)
 
 
 def normalise_mode(mode: object) -> Mode:

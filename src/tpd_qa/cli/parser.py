@@ -10,7 +10,7 @@ from tpd_qa.cli.evaluate import add_eval_arguments
 from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE, WATCH_HELP
 from tpd_qa.errors import QueryError
 from tpd_qa.limits import DEFAULT_K
-from tpd_qa.modes import MODE_ALIASES, MODES, Mode, normalise_mode
+from tpd_qa.modes import BACKENDS, MODE_ALIASES, MODES, Mode, normalise_mode
 from tpd_qa.query import check_k
 
 __all__ = ["build_parser"]
@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--full", action="store_true", help="rebuild everything from scratch")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="where search data lives: local (FAISS + bm25s, the default) or milvus "
+        "(default: what the index was built with)",
+    )
+    index.add_argument(
+        "--milvus-uri",
+        metavar="URI",
+        help="Milvus server (http://host:19530) or Milvus Lite file (*.db) for --backend milvus "
+        "(default: $TPD_QA_MILVUS_URI)",
+    )
 
     ask = commands.add_parser(
         "ask", help="answer a question with cited passages", description="Search the index."

@@ -7,6 +7,7 @@ pointing one way (``__init__`` -> ``store``, ``sync``, ``search`` -> ``state``):
     sync     state + corpus -> next state + BuildReport (scan, change set, vector reuse)
     search   state -> Searcher (dense + keyword search, fusion, filters, overlap removal)
     store    state <-> disk behind the IndexStore interface (generations, manifest, lock)
+    milvus   the Milvus backend: a store and a candidate source (pymilvus loaded lazily)
     folder   which folders may hold an index and what in them may be deleted
 """
 
@@ -18,8 +19,15 @@ from typing import Any
 
 from tpd_qa.chunking import Chunker
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
-from tpd_qa.errors import IndexMismatchError, QueryError
+from tpd_qa.errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QueryError,
+)
 from tpd_qa.index.folder import MARKER, check_folders, claim_index_dir
+from tpd_qa.index.milvus import MilvusStore, milvus_uri
 from tpd_qa.index.search import QueryVectors, Searcher
 from tpd_qa.index.state import (
     IndexSettings,
@@ -37,11 +45,12 @@ from tpd_qa.index.store import (
 )
 from tpd_qa.index.sync import ProgressCallback, Syncer, make_chunker
 from tpd_qa.limits import MAX_QUESTION_CHARS
-from tpd_qa.modes import MODES, normalise_mode
+from tpd_qa.modes import BACKENDS, MODES, Backend, normalise_mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
 
 __all__ = [
+    "BACKENDS",
     "FORMAT_VERSION",
     "MARKER",
     "MAX_QUESTION_CHARS",
@@ -60,6 +69,8 @@ __all__ = [
     "claim_index_dir",
     "index_lock",
     "normalise_mode",
+    "open_store",
+    "stored_backend",
     "read_manifest",
     "remove_debris",
 ]
@@ -306,7 +317,7 @@ class Index:
         was built with; with neither, the index's own model is used (loaded lazily).
         """
         return cls.load_from(
-            DirectoryStore(directory),
+            open_store(directory),
             embedder=embedder,
             model=model,
             search_settings=search_settings,
@@ -341,6 +352,38 @@ class Index:
         index._sparse_record = dict(snapshot.sparse_record)
         index._use(snapshot.state)
         return index
+
+
+def stored_backend(directory: Path) -> tuple[Backend, str | None]:
+    """The backend (and Milvus URI) recorded in the index in ``directory`` ("local" if none)."""
+    try:
+        backend = read_manifest(Path(directory)).get("backend")
+    except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
+        return "local", None
+    if isinstance(backend, dict) and backend.get("kind") == "milvus":
+        uri = backend.get("uri")
+        return "milvus", str(uri) if uri else None
+    return "local", None
+
+
+def open_store(
+    directory: Path, *, backend: str | None = None, uri: str | None = None
+) -> IndexStore:
+    """The store for the index in ``directory``.
+
+    ``backend`` ("local" or "milvus") defaults to the one recorded in the index; the
+    Milvus URI is ``uri``, else ``$TPD_QA_MILVUS_URI``, else the recorded one.
+    """
+    recorded, recorded_uri = stored_backend(directory)
+    chosen = backend or recorded
+    if chosen not in BACKENDS:
+        raise ConfigError(f"unknown backend {chosen!r}: use {', '.join(BACKENDS)}")
+    if chosen == "local":
+        return DirectoryStore(directory)
+    address = milvus_uri(uri) or recorded_uri
+    if address is None:
+        raise ConfigError("the Milvus backend needs --milvus-uri or $TPD_QA_MILVUS_URI")
+    return MilvusStore(directory, address)
 
 
 def _check_model(

@@ -12,11 +12,12 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-from tpd_qa.errors import ConfigError
+from tpd_qa.errors import ConfigError, IndexLockedError
 
-__all__ = ["MARKER", "check_folders", "claim_index_dir"]
+__all__ = ["MARKER", "check_folders", "claim_index_dir", "index_lock"]
 
 #: The file that makes a folder recognisably a tpd-qa index: nothing is ever replaced or
 #: deleted in a folder without it (or, for indexes saved before it existed, a manifest).
@@ -141,3 +142,23 @@ def check_folders(corpus: Path, index_dir: Path) -> None:
         raise ConfigError(
             f"the corpus {corpus} is inside the index folder {index_dir}", remedy="choose_index"
         )
+
+
+@contextlib.contextmanager
+def index_lock(directory: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the index's rebuild lock; raises IndexLockedError if another process holds it."""
+    from filelock import FileLock, Timeout
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / ".lock"), timeout=wait)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise IndexLockedError(
+            f"another `tpd-qa index` is rebuilding {directory}", remedy="wait"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()

@@ -15,13 +15,13 @@ import numpy as np
 from tpd_qa.dense import DenseIndex
 from tpd_qa.evidence import Evidence, EvidenceWeights, default_weights, query_kind
 from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
-from tpd_qa.index.state import IndexState, SearchSettings
+from tpd_qa.index.state import CandidateSource, IndexState, SearchSettings
 from tpd_qa.modes import Mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import Passage
 from tpd_qa.sparse import SparseIndex
 
-__all__ = ["QueryVectors", "Ranked", "Scored", "Searcher"]
+__all__ = ["LocalCandidates", "QueryVectors", "Ranked", "Scored", "Searcher"]
 
 #: Candidates of one retriever: (scores, rows), best first.
 Scored = tuple[np.ndarray, np.ndarray]
@@ -51,11 +51,30 @@ class QueryVectors:
         return vector
 
 
+class LocalCandidates:
+    """Candidates from the state's own FAISS and bm25s structures (the default backend)."""
+
+    def __init__(self, state: IndexState) -> None:
+        self.state = state
+
+    def dense(self, vector: np.ndarray, depth: int, allowed: np.ndarray | None) -> Scored:
+        if self.state.dense is None:
+            raise ValueError("the index is empty")
+        return self.state.dense.search(vector, depth, allowed)
+
+    def keyword(self, question: str, depth: int, allowed: np.ndarray | None) -> Scored:
+        if self.state.sparse is None:
+            raise ValueError("the index is empty")
+        return self.state.sparse.search(question, depth, allowed)
+
+
 class Searcher:
     """Searches one :class:`IndexState` (which must be searchable when it has rows).
 
     ``query_vector`` turns a question into its embedding (a :class:`QueryVectors`, or
-    any function of the question).
+    any function of the question). Candidates come from ``state.candidates`` when the
+    store attached a source (Milvus), else from the state's own structures; fusion,
+    filters and overlap removal are the same either way.
     """
 
     def __init__(
@@ -69,6 +88,7 @@ class Searcher:
         self.state = state
         self.settings = settings
         self.query_vector = query_vector
+        self.source: CandidateSource = state.candidates or LocalCandidates(state)
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._evidence: Evidence | None = None
         self.evidence_weights: EvidenceWeights = default_weights()
@@ -115,9 +135,9 @@ class Searcher:
         """Each retriever's ``depth`` best rows: ``dense`` and/or ``bm25`` by ``mode``."""
         scored: dict[str, Scored] = {}
         if mode in ("dense", "hybrid"):
-            scored["dense"] = self.dense.search(self.query_vector(question), depth, allowed)
+            scored["dense"] = self.source.dense(self.query_vector(question), depth, allowed)
         if mode in ("bm25", "hybrid"):
-            scored["bm25"] = self.sparse.search(question, depth, allowed)
+            scored["bm25"] = self.source.keyword(question, depth, allowed)
         return scored
 
     def rank(

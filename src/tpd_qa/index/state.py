@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from tpd_qa.records import Chunk, Document, DocumentInfo
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
 __all__ = [
+    "CandidateSource",
     "FileStat",
     "IndexSettings",
     "IndexState",
@@ -141,6 +142,27 @@ def embedding_text(title: str, section: str | None, text: str) -> str:
     return f"{header[:CONTEXT_PREFIX_CHARS]}\n{text}"
 
 
+class CandidateSource(Protocol):
+    """Where a searcher gets each retriever's candidates: (scores, rows), best first.
+
+    The default is the state's own FAISS and bm25s structures (``search.LocalCandidates``);
+    a store that searches elsewhere (a Milvus collection) attaches its own to the state.
+    ``allowed`` restricts the rows (None: every row).
+    """
+
+    def dense(
+        self, vector: np.ndarray, depth: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``depth`` rows nearest to ``vector`` (cosine), best first."""
+        ...
+
+    def keyword(
+        self, question: str, depth: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``depth`` best BM25 rows for ``question`` (positive scores only), best first."""
+        ...
+
+
 def _no_vectors(dimension: int | None = None) -> np.ndarray:
     return np.zeros((0, dimension or 0), dtype=np.float32)
 
@@ -156,7 +178,8 @@ class IndexState:
     ``row_doc[i]`` is the position in ``docs`` of row ``i``'s document; ``dense`` and
     ``sparse`` are the search structures over the rows (None until built);
     ``file_stats`` remembers each hashed corpus file's directory entry;
-    ``dimension`` is the vectors' width once known.
+    ``dimension`` is the vectors' width once known; ``candidates``, when set, is where
+    searches get their candidates instead of ``dense`` and ``sparse`` (a remote store).
     """
 
     docs: list[StoredDocument] = field(default_factory=list)
@@ -167,11 +190,12 @@ class IndexState:
     sparse: SparseIndex | None = None
     file_stats: dict[str, FileStat] = field(default_factory=dict)
     dimension: int | None = None
+    candidates: CandidateSource | None = None
 
     @property
     def searchable(self) -> bool:
-        """True once the dense and keyword structures exist."""
-        return self.dense is not None and self.sparse is not None
+        """True once the dense and keyword structures (or a candidate source) exist."""
+        return self.candidates is not None or (self.dense is not None and self.sparse is not None)
 
     def document_of(self, row: int) -> Document:
         """The document chunk row ``row`` belongs to."""
@@ -226,6 +250,7 @@ class IndexState:
         self.row_doc = np.zeros(len(self.chunks), dtype=np.int64)
         for number, stored in enumerate(self.docs):
             self.row_doc[stored.first_row : stored.first_row + stored.chunks] = number
+        self.candidates = None
         self.dense = dense or DenseIndex.build(self.vectors)
         self.sparse = SparseIndex.build(
             [self.keyword_text(row) for row in range(len(self.chunks))], sparse

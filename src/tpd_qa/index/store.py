@@ -20,7 +20,6 @@ is this layout. Another backend (a vector database) implements the same five met
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -39,7 +38,6 @@ from tpd_qa.chunking import ChunkerSettings
 from tpd_qa.dense import DenseIndex
 from tpd_qa.errors import (
     IndexCorruptError,
-    IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
 )
@@ -50,6 +48,7 @@ from tpd_qa.index.folder import (
     _remove_stale,
     check_folders,
     claim_index_dir,
+    index_lock,
 )
 from tpd_qa.index.state import FileStat, IndexSettings, IndexState, Snapshot, StoredDocument, now
 from tpd_qa.records import Chunk, Document, Heading
@@ -118,6 +117,18 @@ class DirectoryStore:
         return index_lock(self.directory, wait=wait)
 
     def save(self, snapshot: Snapshot) -> None:
+        state = snapshot.state
+        if state.chunks and (state.dense is None or state.sparse is None):  # from Milvus
+            state.rebuild_search(snapshot.settings.sparse)
+        generation, files = self.stage(snapshot)
+        self.commit(snapshot, generation, files)
+
+    def stage(self, snapshot: Snapshot, *, search_files: bool = True) -> tuple[str, dict[str, Any]]:
+        """Write ``snapshot`` as a new generation folder (not yet in use); its name and files.
+
+        ``search_files=False`` leaves out the FAISS graph and BM25 matrices (a backend
+        that searches elsewhere does not need them).
+        """
         directory = self.directory
         claim_index_dir(directory)
         stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -125,7 +136,7 @@ class DirectoryStore:
         staging = directory / f".{generation}.partial"
         staging.mkdir()
         try:
-            _write_generation(staging, snapshot.state)
+            _write_generation(staging, snapshot.state, search_files=search_files)
             files = _checksums(staging)
             _fsync_tree(staging)
             os.replace(staging, directory / generation)
@@ -133,18 +144,41 @@ class DirectoryStore:
             shutil.rmtree(staging, ignore_errors=True)  # a failed save leaves nothing behind
             raise
         _fsync_dir(directory)
+        return generation, files
+
+    def discard(self, generation: str) -> None:
+        """Delete a staged generation that will not be committed."""
+        shutil.rmtree(self.directory / Path(generation).name, ignore_errors=True)
+
+    def commit(
+        self,
+        snapshot: Snapshot,
+        generation: str,
+        files: dict[str, Any],
+        backend: dict[str, Any] | None = None,
+    ) -> None:
+        """Make the staged ``generation`` the index (replace the manifest), drop the others.
+
+        ``backend`` is recorded in the manifest by a store that searches elsewhere.
+        """
         manifest = _manifest(snapshot, generation, files)
+        if backend is not None:  # searched there: no FAISS or BM25 files here
+            manifest["backend"] = backend
+            manifest["dense"] = {"kind": "none"}
         try:
             _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
         except BaseException:
-            shutil.rmtree(directory / generation, ignore_errors=True)
+            self.discard(generation)
             raise
-        _remove_stale(directory, keep=generation)
+        _remove_stale(self.directory, keep=generation)
         log.info("saved index %s (%d chunks)", generation, len(snapshot.state.chunks))
 
     def load(self, *, verify: bool = True) -> Snapshot:
+        return self.load_manifest(read_manifest(self.directory), verify=verify)
+
+    def load_manifest(self, manifest: dict[str, Any], *, verify: bool = True) -> Snapshot:
+        """The snapshot ``manifest`` describes (search structures only if it has them)."""
         directory = self.directory
-        manifest = read_manifest(directory)
         generation = directory / manifest["generation"]
         if verify:
             _verify_files(generation, manifest["files"])
@@ -221,7 +255,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 def _manifest(snapshot: Snapshot, generation: str, files: dict[str, Any]) -> dict[str, Any]:
     state, settings = snapshot.state, snapshot.settings
-    assert state.dense is not None
+    kind = state.dense.kind if state.dense is not None else "none"
     return {
         "format_version": FORMAT_VERSION,
         "tpd_qa_version": __version__,
@@ -230,7 +264,7 @@ def _manifest(snapshot: Snapshot, generation: str, files: dict[str, Any]) -> dic
         "model": {"name": snapshot.model, "dimension": int(state.vectors.shape[1])},
         "chunker": settings.chunker.to_dict(),
         "sparse": settings.sparse.to_dict(),
-        "dense": {"kind": state.dense.kind},
+        "dense": {"kind": kind},
         "counts": {"documents": len(state.docs), "chunks": len(state.chunks)},
         "documents": [
             {
@@ -252,8 +286,7 @@ def _manifest(snapshot: Snapshot, generation: str, files: dict[str, Any]) -> dic
 # ---------------------------------------------------------------------- generations
 
 
-def _write_generation(staging: Path, state: IndexState) -> None:
-    assert state.dense is not None and state.sparse is not None
+def _write_generation(staging: Path, state: IndexState, *, search_files: bool = True) -> None:
     _write_jsonl(staging / "documents.jsonl", (_document_record(d) for d in state.docs))
     _write_jsonl(
         staging / "chunks.jsonl",
@@ -265,6 +298,9 @@ def _write_generation(staging: Path, state: IndexState) -> None:
         staging / "files.jsonl",
         ({"source": source, **asdict(stat)} for source, stat in state.file_stats.items()),
     )
+    if not search_files:
+        return
+    assert state.dense is not None and state.sparse is not None
     if state.dense.kind != "flat":
         state.dense.save(staging / "dense.faiss")
     (staging / "sparse").mkdir()
@@ -309,18 +345,27 @@ def _read_generation(
             "manifest counts do not match the stored chunks", remedy="rebuild_full"
         )
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if manifest["dense"]["kind"] != "flat":
-        dense = DenseIndex.load(generation / "dense.faiss", vectors)
-    else:
-        dense = DenseIndex.build(vectors, kind="flat")
-    if dense.size != len(chunks):
-        raise IndexCorruptError("vector index size differs from chunk count", remedy="rebuild_full")
     stats: dict[str, FileStat] = {}
     stats_file = generation / "files.jsonl"  # absent in indexes saved before it existed
     if stats_file.is_file():
         stats = {
             str(record.pop("source")): FileStat(**record) for record in _read_jsonl(stats_file)
         }
+    if manifest["dense"]["kind"] == "none":  # searched elsewhere: no local structures
+        return IndexState(
+            docs=docs,
+            chunks=chunks,
+            vectors=vectors,
+            row_doc=np.asarray(row_doc, dtype=np.int64),
+            file_stats=stats,
+            dimension=dimension,
+        )
+    if manifest["dense"]["kind"] != "flat":
+        dense = DenseIndex.load(generation / "dense.faiss", vectors)
+    else:
+        dense = DenseIndex.build(vectors, kind="flat")
+    if dense.size != len(chunks):
+        raise IndexCorruptError("vector index size differs from chunk count", remedy="rebuild_full")
     return IndexState(
         docs=docs,
         chunks=chunks,
@@ -438,27 +483,7 @@ def _fsync_tree(root: Path) -> None:
         _fsync_dir(path)
 
 
-# ---------------------------------------------------------------------- lock and debris
-
-
-@contextlib.contextmanager
-def index_lock(directory: Path, *, wait: float = 0.0) -> Iterator[None]:
-    """Hold the index's rebuild lock; raises IndexLockedError if another process holds it."""
-    from filelock import FileLock, Timeout
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(directory / ".lock"), timeout=wait)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise IndexLockedError(
-            f"another `tpd-qa index` is rebuilding {directory}", remedy="wait"
-        ) from exc
-    try:
-        yield
-    finally:
-        lock.release()
+# ---------------------------------------------------------------------- debris
 
 
 def remove_debris(directory: Path) -> None:
