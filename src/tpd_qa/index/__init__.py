@@ -212,6 +212,8 @@ class Index:
             return "chunker settings changed"
         if settings.sparse.to_dict() != self._sparse_record:
             return "keyword index settings changed"
+        if settings.extraction != self.settings.extraction:
+            return "document text extraction changed"
         return ""
 
     def update(
