@@ -19,7 +19,7 @@ from typing import Any
 from tpd_qa.chunking import Chunker
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import IndexMismatchError, QueryError
-from tpd_qa.index.folder import MARKER, check_folders, claim_index_dir
+from tpd_qa.index.folder import MARKER, PAGE_CACHE, check_folders, claim_index_dir
 from tpd_qa.index.search import QueryVectors, Searcher
 from tpd_qa.index.state import (
     IndexSettings,
@@ -46,6 +46,7 @@ __all__ = [
     "MARKER",
     "MAX_QUESTION_CHARS",
     "MODES",
+    "PAGE_CACHE",
     "DirectoryStore",
     "Index",
     "IndexSettings",

@@ -38,12 +38,14 @@ _JUNK_TITLE = re.compile(
 )
 _DROPPED = frozenset({0, 0xFFFE, 0xFFFF})
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+_LINE_END_HYPHEN = 2  # what PDFium reports for a hyphen that ends a line
 
 
 @dataclass(frozen=True, slots=True)
 class PageText:
     """The text of one page and, for each of its characters, the PDFium character index
-    it came from (``chars[i]`` for ``text[i]``; ``len(chars) == len(text)``)."""
+    it came from (``chars[i]`` for ``text[i]``; ``len(chars) == len(text)``; -1 for a
+    line break inserted after a line-end hyphen)."""
 
     text: str
     chars: tuple[int, ...]
@@ -78,19 +80,30 @@ def open_pdf(data: bytes) -> pypdfium2.PdfDocument:
 
 
 def _characters(textpage: Any) -> Iterator[tuple[str, int]]:
-    """(character, PDFium index) for the page's characters, ``\\r\\n`` as one ``\\n``."""
+    """(character, PDFium index) for the page's characters: ``\r\n`` as one ``\n``, and
+    a hyphen PDFium marks as ending a line (code 2) as ``-`` and a line break (index -1),
+    as it is printed."""
     from pypdfium2 import raw
 
     count = textpage.count_chars()
     handle = textpage.raw
     previous_cr = False
+    hyphen_break = False
     for index in range(count):
         code = raw.FPDFText_GetUnicode(handle, index)
+        if code == _LINE_END_HYPHEN:
+            previous_cr = False
+            hyphen_break = True
+            yield "-", index
+            continue
         if code in _DROPPED or 0xD800 <= code <= 0xDFFF:
             continue
         if code == 0x0A and previous_cr:  # the \n of a \r\n pair: already given
             previous_cr = False
             continue
+        if hyphen_break and code not in (0x0A, 0x0D):
+            yield "\n", -1
+        hyphen_break = False
         previous_cr = code == 0x0D
         yield ("\n" if previous_cr else chr(code)), index
 
