@@ -29,7 +29,7 @@ PASSAGE_KEYS = {
     "end",
     "citation",
 }
-SUBCOMMANDS = ["index", "ask", "docs", "serve", "eval"]
+SUBCOMMANDS = ["index", "ask", "docs", "show", "serve", "eval"]
 
 
 @pytest.fixture

@@ -174,3 +174,29 @@ def test_rotated_page_renders_landscape_with_the_highlight_inside(
     left, top, right, bottom = image.rects[0]
     assert 0 <= left < right <= image.width and 0 <= top < bottom <= image.height
     assert bottom - top > right - left  # the line runs down the rotated image
+
+
+def test_public_api_highlights_a_retrieved_pdf_passage(tmp_path: Path) -> None:
+    import tpd_qa
+    from documents import make_pdf
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    make_pdf(corpus / "deal.pdf", ["Shipbuilding yards first.", "Tokamak plasma research."])
+    (corpus / "secret.txt").write_text("not for links")
+    tpd_qa.build_index(corpus, index_dir, model="hash")
+    hit = tpd_qa.retrieve("tokamak plasma", k=1, index_dir=index_dir, mode="bm25")[0]
+    assert hit.source == "deal.pdf" and hit.page == 2
+    boxes = tpd_qa.highlight_boxes(hit, corpus_dir=corpus, index_dir=index_dir)
+    assert boxes and {b.page for b in boxes} == {2}
+    png = tpd_qa.render_page(
+        hit.source, 2, [(hit.start, hit.end)], corpus_dir=corpus, index_dir=index_dir
+    )
+    assert png.startswith(b"\x89PNG")
+    assert any((index_dir / "page-cache").glob("*.png"))
+    for bad, reason in (("../index/manifest.json", "outside"), ("secret.pdf", "missing")):
+        with pytest.raises(SourceError) as refused:
+            tpd_qa.render_page(bad, 1, corpus_dir=corpus, index_dir=index_dir)
+        assert refused.value.reason == reason
+    tpd_qa.build_index(corpus, index_dir, model="hash")  # the page cache survives a save
+    assert any((index_dir / "page-cache").glob("*.png"))
