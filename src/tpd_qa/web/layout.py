@@ -57,6 +57,30 @@ element.addEventListener('click', async (event) => {
 });
 """
 
+# "Open in document" and the viewer's page/zoom buttons put their link into a hidden
+# textbox, whose input event asks the server for the document view.
+_OPEN_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.tq-open');
+  if (!button || !element.contains(button) || button.disabled) return;
+  const box = document.querySelector('#tq-open-request textarea, #tq-open-request input');
+  if (!box) return;
+  box.value = (button.getAttribute('data-link') || '') + '#' + Date.now();
+  box.dispatchEvent(new Event('input', { bubbles: true }));
+});
+"""
+
+# Scroll the passage (or its first highlight) into view whenever the viewer changes.
+_VIEWER_JS = (
+    _OPEN_JS
+    + """
+new MutationObserver(() => {
+  const target = element.querySelector('#tq-passage, .tq-hl');
+  if (target) target.scrollIntoView({ block: 'center', inline: 'nearest' });
+}).observe(element, { childList: true, subtree: true });
+"""
+)
+
 _HEADER = (
     "<h1>tpd-qa</h1><p class='tq-tagline'>Ask a question about your documents: "
     "the answer is the passages that say it, each with its citation.</p>"
@@ -136,8 +160,15 @@ def build_ui(app: WebApp) -> gr.Blocks:
                         elem_id="tq-sources",
                     )
                 results = html(
-                    app.welcome_html(), elem_id="tq-results", js_on_load=_COPY_JS, min_height=80
+                    app.welcome_html(),
+                    elem_id="tq-results",
+                    js_on_load=_COPY_JS + _OPEN_JS,
+                    min_height=80,
                 )
+                open_request = gr.Textbox(
+                    show_label=False, container=False, elem_id="tq-open-request"
+                )
+                viewer = html(elem_id="tq-viewer", js_on_load=_VIEWER_JS)
             with gr.Tab("Documents", id="documents", elem_id="tq-tab-documents"):
                 documents = html(app.documents_html(), elem_id="tq-documents")
                 with gr.Row():
@@ -255,9 +286,25 @@ def build_ui(app: WebApp) -> gr.Blocks:
             outputs=[status, documents, sources, files],
             api_visibility="private",
         )
+
+        def do_open(link: str) -> str:
+            return app.open_document(link.split("#", 1)[0])
+
+        open_request.input(
+            do_open,
+            inputs=open_request,
+            outputs=viewer,
+            api_visibility="private",
+            show_progress="minimal",
+        )
+
+        def open_linked(request: gr.Request) -> str:
+            return app.open_document(dict(request.query_params))
+
         demo.load(
             refresh, inputs=sources, outputs=[status, documents, sources], api_visibility="private"
         )
+        demo.load(open_linked, outputs=viewer, api_visibility="private")
     return demo  # type: ignore[no-any-return]
 
 
