@@ -32,9 +32,16 @@ MODE_CHOICES: Final[tuple[tuple[str, Mode], ...]] = tuple((MODE_LABELS[m], m) fo
 
 _COPY_JS = """
 element.addEventListener('click', async (event) => {
-  const button = event.target.closest('button.tq-copy');
+  const button = event.target.closest('button.tq-copy, button.tq-copy-link');
   if (!button || !element.contains(button)) return;
-  const text = button.getAttribute('data-copy') || '';
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  let text = button.getAttribute('data-copy') || '';
+  if (button.classList.contains('tq-copy-link')) {
+    const url = new URL(text, window.location.href);
+    url.hash = '';
+    text = url.href;
+  }
   let copied = false;
   try {
     await navigator.clipboard.writeText(text);
@@ -52,7 +59,7 @@ element.addEventListener('click', async (event) => {
   }
   button.textContent = copied ? 'Copied ✓' : 'Press Ctrl+C to copy';
   button.classList.toggle('tq-copied', copied);
-  setTimeout(() => { button.textContent = 'Copy citation'; button.classList.remove('tq-copied'); },
+  setTimeout(() => { button.textContent = label; button.classList.remove('tq-copied'); },
              1800);
 });
 """
@@ -290,7 +297,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
         def do_open(link: str) -> str:
             return app.open_document(link.split("#", 1)[0])
 
-        open_request.input(
+        open_request.change(
             do_open,
             inputs=open_request,
             outputs=viewer,
@@ -298,8 +305,13 @@ def build_ui(app: WebApp) -> gr.Blocks:
             show_progress="minimal",
         )
 
-        def open_linked(request: gr.Request) -> str:
-            return app.open_document(dict(request.query_params))
+        def open_linked(request: Any) -> str:
+            params = dict(request.query_params) if request is not None else {}
+            return app.open_document(params)
+
+        # Gradio passes the request to a parameter annotated gr.Request; annotations are
+        # strings here (``from __future__``), so set the real class.
+        open_linked.__annotations__["request"] = gr.Request
 
         demo.load(
             refresh, inputs=sources, outputs=[status, documents, sources], api_visibility="private"

@@ -181,7 +181,7 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
         f'<button type="button" class="tq-copy" data-copy="{escape(citation_text(p))}">'
         "Copy citation</button>"
         + (
-            f'<button type="button" class="tq-copy tq-copy-link" data-copy="{escape(card.link)}">'
+            f'<button type="button" class="tq-copy-link" data-copy="{escape(card.link)}">'
             "Copy link</button>"
             f'<button type="button" class="tq-open" data-link="{escape(card.link)}">'
             "Open in document</button>"
