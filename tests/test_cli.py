@@ -31,7 +31,7 @@ PASSAGE_KEYS = {
     "answer_end",
     "citation",
 }
-SUBCOMMANDS = ["index", "ask", "docs", "serve", "watch", "eval"]
+SUBCOMMANDS = ["index", "ask", "docs", "show", "serve", "watch", "eval"]
 
 
 @pytest.fixture

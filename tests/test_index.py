@@ -535,6 +535,28 @@ def test_api_chunker_change_forces_full_rebuild(
     assert read_manifest(directory)["chunker"] == ChunkerSettings().to_dict()
 
 
+def test_api_extraction_change_forces_one_full_rebuild(
+    corpus: Path, tmp_path: Path, embed_counter: list[int]
+) -> None:
+    from tpd_qa.ingest import EXTRACTION_VERSION
+
+    directory = tmp_path / "index"
+    api.build_index(corpus, directory, model="hash:64")
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["extraction"] == EXTRACTION_VERSION
+    del manifest["extraction"]  # as an index saved before PDFium extraction
+    manifest_path.write_text(json.dumps(manifest))
+    assert Index.load(directory).settings.extraction == 1
+    embed_counter.clear()
+    report = api.build_index(corpus, directory, model="hash:64")
+    assert report.full and report.full_reason == "document text extraction changed"
+    assert sum(embed_counter) == report.chunks
+    assert read_manifest(directory)["extraction"] == EXTRACTION_VERSION
+    again = api.build_index(corpus, directory, model="hash:64")
+    assert not again.full
+
+
 def test_api_rebuilds_over_a_damaged_index(
     corpus: Path, tmp_path: Path, embed_counter: list[int]
 ) -> None:

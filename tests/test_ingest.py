@@ -504,23 +504,23 @@ def test_pdf_magic_and_corruption() -> None:
 
 
 def test_pdf_page_extraction_failure_skips_that_page(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pypdf import PageObject
+    from tpd_qa.ingest import pdf
 
-    real = PageObject.extract_text
+    real = pdf.page_text
 
-    def flaky(self: PageObject, *args: object, **kwargs: object) -> str:
-        text = real(self, *args, **kwargs)
-        if "Quantum" in text:
+    def flaky(page: object) -> pdf.PageText:
+        extracted = real(page)
+        if "Quantum" in extracted.text:
             raise ValueError("bad content stream")
-        return text
+        return extracted
 
-    monkeypatch.setattr(PageObject, "extract_text", flaky)
+    monkeypatch.setattr(pdf, "page_text", flaky)
     doc = parse_ok(pdf_bytes(THREE_PAGES), "flaky.pdf")
     assert doc.pages == 3
     assert "Quantum" not in doc.text
     assert doc.page_at(doc.text.index("semiconductors")) == 3
 
-    monkeypatch.setattr(PageObject, "extract_text", lambda self, *a, **k: 1 / 0)
+    monkeypatch.setattr(pdf, "page_text", lambda page: 1 / 0)
     assert reason_of(pdf_bytes(THREE_PAGES), "broken.pdf").startswith("corrupt PDF")
 
 

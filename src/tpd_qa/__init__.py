@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from tpd_qa.api import build_index, list_documents, load_index, retrieve
-from tpd_qa.errors import TpdQaError
+from tpd_qa.api import (
+    build_index,
+    highlight_boxes,
+    list_documents,
+    load_index,
+    render_page,
+    retrieve,
+)
+from tpd_qa.errors import SourceError, TpdQaError
 from tpd_qa.index import Index
+from tpd_qa.pages import Box
 from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
 from tpd_qa.version import __version__
 
@@ -20,6 +28,9 @@ __all__ = [
     "build_index",
     "load_index",
     "list_documents",
+    "render_page",
+    "highlight_boxes",
+    "Box",
     "Index",
     "Passage",
     "Document",
@@ -27,6 +38,7 @@ __all__ = [
     "DocumentInfo",
     "BuildReport",
     "TpdQaError",
+    "SourceError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

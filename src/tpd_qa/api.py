@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
-from tpd_qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from tpd_qa.errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    SourceError,
+)
 from tpd_qa.index import (
+    PAGE_CACHE,
     Index,
     IndexSettings,
     ProgressCallback,
@@ -22,7 +28,9 @@ from tpd_qa.index import (
     remove_debris,
 )
 from tpd_qa.limits import MAX_QUESTION_CHARS
-from tpd_qa.records import BuildReport, DocumentInfo, Passage
+from tpd_qa.pages import DEFAULT_SCALE, Box, PageCache, PageImage, render, source_path
+from tpd_qa.pages import highlight_boxes as _boxes
+from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage
 
 __all__ = [
     "MAX_QUESTION_CHARS",
@@ -33,6 +41,10 @@ __all__ = [
     "default_corpus_dir",
     "default_index_dir",
     "configured_model",
+    "highlight_boxes",
+    "open_source",
+    "page_image",
+    "render_page",
 ]
 
 log = logging.getLogger(__name__)
@@ -188,3 +200,77 @@ def _same_store(store: object, directory: Path) -> bool:
     return type(store) is type(open_store(directory)) and getattr(store, "uri", None) == getattr(
         open_store(directory), "uri", None
     )
+
+
+def open_source(
+    source: str,
+    *,
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+) -> tuple[Document, Path]:
+    """The indexed document ``source`` and its file in the corpus.
+
+    Raises SourceError when ``source`` leads out of the corpus or is not indexed (the file
+    itself is checked against the indexed hash when it is read).
+    """
+    corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
+    path = source_path(corpus, source)
+    index = load_index(index_dir)
+    stored = index.state.find(source)
+    if stored is None:
+        raise SourceError(f"{source!r} is not an indexed document", "missing")
+    return stored.document, path
+
+
+def _cache(index_dir: str | Path | None) -> PageCache:
+    directory = Path(index_dir) if index_dir is not None else default_index_dir()
+    return PageCache(directory / PAGE_CACHE)
+
+
+def highlight_boxes(
+    passage: Passage,
+    *,
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+) -> list[Box]:
+    """The rectangles (PDF points, per page) covering ``passage``'s characters in its PDF.
+
+    The corpus and index default as for :func:`build_index`. Raises SourceError when the
+    file is missing, outside the corpus, not a PDF or changed since it was indexed.
+    """
+    document, path = open_source(passage.source, corpus_dir=corpus_dir, index_dir=index_dir)
+    return _boxes(path, document, passage.start, passage.end)
+
+
+def page_image(
+    source: str,
+    page: int,
+    spans: Sequence[tuple[int, int]] = (),
+    *,
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    scale: float = DEFAULT_SCALE,
+) -> PageImage:
+    """Page ``page`` of the indexed PDF ``source`` with the character spans highlighted,
+    with its size and the highlight rectangles in pixels (cached in the index folder)."""
+    document, path = open_source(source, corpus_dir=corpus_dir, index_dir=index_dir)
+    return render(path, document, page, spans, scale=scale, cache=_cache(index_dir))
+
+
+def render_page(
+    source: str,
+    page: int,
+    spans: Sequence[tuple[int, int]] = (),
+    *,
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    scale: float = DEFAULT_SCALE,
+) -> bytes:
+    """PNG bytes of page ``page`` (1-based) of the indexed PDF ``source``, the characters
+    of each ``(start, end)`` span of the document's text highlighted.
+
+    >>> p = retrieve("semiconductors", k=1)[0]  # doctest: +SKIP
+    >>> png = render_page(p.source, p.page, [(p.start, p.end)])  # doctest: +SKIP
+    """
+    image = page_image(source, page, spans, corpus_dir=corpus_dir, index_dir=index_dir, scale=scale)
+    return image.png

@@ -20,6 +20,7 @@ __all__ = [
     "QueryError",
     "ConfigError",
     "UploadError",
+    "SourceError",
 ]
 
 
@@ -80,3 +81,16 @@ class ConfigError(TpdQaError):
 
 class UploadError(TpdQaError):
     """An uploaded file was refused."""
+
+
+class SourceError(TpdQaError):
+    """The original of an indexed document cannot be shown.
+
+    ``reason`` is ``missing`` (no such file, or not an indexed document), ``changed``
+    (edited since it was indexed: highlighting it would mark the wrong text) or
+    ``outside`` (the path leads out of the corpus folder).
+    """
+
+    def __init__(self, message: str, reason: Literal["missing", "changed", "outside"]) -> None:
+        super().__init__(message)
+        self.reason: Literal["missing", "changed", "outside"] = reason

@@ -13,15 +13,18 @@ import tpd_qa.api as api
 from tpd_qa.cli.output import (
     document_dicts,
     document_lines,
+    parse_citation,
     passage_lines,
     rebuild_line,
     report_dict,
     report_lines,
+    show_lines,
     write_json,
     write_lines,
 )
 from tpd_qa.cli.status import EXIT_OK, EXIT_SKIPPED
 from tpd_qa.errors import ConfigError, QueryError
+from tpd_qa.export import export, passage_rows
 from tpd_qa.records import DocumentInfo
 
 __all__ = ["folders", "run", "unknown_sources"]
@@ -35,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return _ask(args)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "show":
+        return _show(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "watch":
@@ -49,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
 def folders(args: argparse.Namespace) -> dict[str, Path]:
     """The folders the command works in, by the option that chose them (written first)."""
     found: dict[str, Path] = {}
-    if args.command in ("index", "ask", "docs", "serve", "watch"):
+    if args.command in ("index", "ask", "docs", "serve", "watch", "show"):
         found["--index"] = args.index or api.default_index_dir()
-    if args.command in ("index", "serve", "watch"):
+    if args.command == "show" and args.page_image is not None:
+        found["--page-image"] = args.page_image
+    if args.command in ("index", "serve", "watch", "show"):
         found["--corpus"] = args.corpus or api.default_corpus_dir()
     if args.command == "eval":
         for option, value in (("--index-cache", args.index_cache), ("--corpus", args.corpus)):
@@ -98,10 +105,41 @@ def _ask(args: argparse.Namespace) -> int:
     passages = api.retrieve(
         args.question, args.k, index_dir=index_dir, mode=args.mode, sources=args.source
     )
-    if args.json:
-        write_json([{"rank": rank, **p.to_dict()} for rank, p in enumerate(passages, start=1)])
+    if args.format == "json":
+        write_json(passage_rows(passages))
+    elif args.format in ("markdown", "csv"):
+        sys.stdout.write(export(passages, args.format, question=args.question))
     else:
         write_lines(passage_lines(passages))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    index_dir = _existing_index(args)
+    source, start, end = parse_citation(args.citation)
+    start = args.start if args.start is not None else start
+    end = args.end if args.end is not None else end
+    document = api.load_index(index_dir).document(source)
+    if start is None or end is None:
+        if args.start is not None or args.end is not None:
+            raise QueryError("give both --start and --end (or a citation with chars START–END)")
+        start, end = 0, 0
+    if not 0 <= start <= end <= len(document.text):
+        raise QueryError(f"chars {start}–{end} are not within {source!r} (0–{len(document.text)})")
+    write_lines(show_lines(document, start, end, args.context))
+    if args.page_image is not None:
+        if document.kind != "pdf":
+            raise QueryError(f"--page-image needs a PDF; {source!r} is {document.kind}")
+        page = document.page_at(start) or 1
+        png = api.render_page(
+            document.source,
+            page,
+            [(start, end)] if end > start else [],
+            corpus_dir=args.corpus or api.default_corpus_dir(),
+            index_dir=index_dir,
+        )
+        args.page_image.write_bytes(png)
+        write_lines([f"page {page} written to {args.page_image}"])
     return EXIT_OK
 
 

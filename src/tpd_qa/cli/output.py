@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from tpd_qa.errors import Remedy, TpdQaError
-from tpd_qa.records import BuildReport, DocumentInfo, Passage
+from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage, format_citation
 from tpd_qa.watch.status import CHANGE_KINDS, Rebuild
 
 __all__ = [
     "document_lines",
     "json_text",
+    "parse_citation",
     "passage_lines",
     "rebuild_line",
+    "show_lines",
     "report_dict",
     "report_lines",
     "visible",
@@ -229,6 +231,55 @@ def document_lines(documents: list[DocumentInfo]) -> list[str]:
 
 def document_dicts(documents: list[DocumentInfo]) -> list[dict[str, object]]:
     return [asdict(doc) for doc in documents]
+
+
+# ---------------------------------------------------------------------- show
+
+_CITATION_CHARS = re.compile(r"chars (\d+)\s*[\u2013-]\s*(\d+)\s*$")
+
+
+def parse_citation(text: str) -> tuple[str, int | None, int | None]:
+    """``(source, start, end)`` of a citation as ``ask`` prints it (``deal.txt · p. 2 ·
+    chars 10–90``); a bare source path gives ``(path, None, None)``."""
+    parts = text.strip().split(" \u00b7 ")
+    found = _CITATION_CHARS.fullmatch(parts[-1].strip()) if len(parts) > 1 else None
+    if found is None:
+        return text.strip(), None, None
+    return parts[0], int(found.group(1)), int(found.group(2))
+
+
+def _section_at(document: Document, offset: int) -> str | None:
+    path: list[tuple[int, str]] = []
+    for heading in document.headings:
+        if heading.start > offset:
+            break
+        while path and path[-1][0] >= heading.level:
+            path.pop()
+        path.append((heading.level, " ".join(heading.title.split())))
+    return " \u203a ".join(title for _, title in path) or None
+
+
+def show_lines(document: Document, start: int, end: int, context: int) -> list[str]:
+    """A passage in its document: the citation, the title, then the text around it with
+    the passage between ``>>>`` and ``<<<`` (each line made :func:`visible` on writing)."""
+    text = document.text
+    page = document.page_at(start)
+    lines = [
+        format_citation(document.source, page, _section_at(document, start), start, end),
+        document.title,
+        "",
+    ]
+    before_start = max(0, start - context)
+    after_end = min(len(text), end + context)
+    body = (
+        ("\u2026" if before_start > 0 else "")
+        + text[before_start:start]
+        + (">>>" + text[start:end] + "<<<" if end > start else "")
+        + text[end:after_end]
+        + ("\u2026" if after_end < len(text) else "")
+    )
+    lines.extend(body.split("\n"))
+    return lines
 
 
 def _terminal_width() -> int:

@@ -9,6 +9,7 @@ from typing import NoReturn
 from tpd_qa.cli.evaluate import add_eval_arguments
 from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE, WATCH_HELP
 from tpd_qa.errors import QueryError
+from tpd_qa.export import EXPORT_FORMATS
 from tpd_qa.limits import DEFAULT_K
 from tpd_qa.modes import BACKENDS, MODE_ALIASES, MODES, Mode, normalise_mode
 from tpd_qa.query import check_k
@@ -30,6 +31,17 @@ def _mode(value: str) -> Mode:
         return normalise_mode(value)
     except QueryError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _offset(value: str) -> int:
+    """A character offset or count: a whole number of at least 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {number}")
+    return number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,7 +111,36 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--source", action="append", metavar="PATH", help="only search this document (repeatable)"
     )
-    ask.add_argument("--json", action="store_true", help="print a JSON list of passages")
+    ask.add_argument(
+        "--format",
+        choices=("text", *EXPORT_FORMATS),
+        default="text",
+        help="output: readable text (default), json, markdown or csv",
+    )
+    ask.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+
+    show = commands.add_parser(
+        "show",
+        help="print a passage with the text around it (and draw it on its PDF page)",
+        description="Show a cited passage in its document. CITATION is a citation as "
+        "`ask` prints it (source · … · chars START–END) or a document's source path with "
+        "--start and --end.",
+    )
+    show.add_argument("citation", metavar="CITATION_OR_SOURCE")
+    _folders(show, corpus=True)
+    show.add_argument("--start", type=_offset, help="first character of the passage")
+    show.add_argument("--end", type=_offset, help="character after the passage")
+    show.add_argument(
+        "--context", type=_offset, default=300, help="characters shown on each side (default 300)"
+    )
+    show.add_argument(
+        "--page-image",
+        type=Path,
+        metavar="OUT.png",
+        help="for a PDF: write its page with the passage highlighted (PNG)",
+    )
 
     docs = commands.add_parser("docs", help="list the indexed documents")
     _folders(docs, corpus=False)

@@ -26,7 +26,7 @@ from tpd_qa.errors import (
     IndexNotFoundError,
     QueryError,
 )
-from tpd_qa.index.folder import MARKER, check_folders, claim_index_dir
+from tpd_qa.index.folder import MARKER, PAGE_CACHE, check_folders, claim_index_dir
 from tpd_qa.index.milvus import MilvusStore, milvus_uri
 from tpd_qa.index.search import QueryVectors, Searcher
 from tpd_qa.index.state import (
@@ -55,6 +55,7 @@ __all__ = [
     "MARKER",
     "MAX_QUESTION_CHARS",
     "MODES",
+    "PAGE_CACHE",
     "DirectoryStore",
     "Index",
     "IndexSettings",
@@ -223,6 +224,8 @@ class Index:
             return "chunker settings changed"
         if settings.sparse.to_dict() != self._sparse_record:
             return "keyword index settings changed"
+        if settings.extraction != self.settings.extraction:
+            return "document text extraction changed"
         return ""
 
     def update(

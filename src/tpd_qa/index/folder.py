@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tpd_qa.errors import ConfigError, IndexLockedError
 
-__all__ = ["MARKER", "check_folders", "claim_index_dir", "index_lock"]
+__all__ = ["MARKER", "PAGE_CACHE", "check_folders", "claim_index_dir", "index_lock"]
 
 #: The file that makes a folder recognisably a tpd-qa index: nothing is ever replaced or
 #: deleted in a folder without it (or, for indexes saved before it existed, a manifest).
@@ -25,8 +25,11 @@ MARKER = ".tpd-qa-index"
 _MARKER_TEXT = (
     "This folder is a tpd-qa index. tpd-qa only ever deletes what it created here:\n"
     "gen-<timestamp>-<pid>-<n> folders, their .partial staging folders and temporary\n"
-    "manifest files.\n"
+    "manifest files. page-cache/ holds rendered pages and may be deleted at any time.\n"
 )
+#: The folder in an index folder where rendered PDF pages are cached (never cleaned up by
+#: ``save``; safe to delete).
+PAGE_CACHE = "page-cache"
 # Exactly the names ``save`` creates; anything else in the folder is never touched.
 _GENERATION_NAME = re.compile(r"gen-\d{8}T\d{6}-\d+-\d{6}")
 _STAGING_NAME = re.compile(r"\.gen-\d{8}T\d{6}-\d+-\d{6}\.partial")

@@ -19,6 +19,7 @@ import numpy as np
 from tpd_qa.chunking import ChunkerSettings
 from tpd_qa.dense import DenseIndex
 from tpd_qa.errors import ConfigError
+from tpd_qa.ingest.formats import EXTRACTION_VERSION
 from tpd_qa.modes import FUSIONS, Fusion
 from tpd_qa.records import Chunk, Document, DocumentInfo
 from tpd_qa.sparse import SparseIndex, SparseSettings
@@ -42,11 +43,14 @@ CONTEXT_PREFIX_CHARS = 120
 
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
-    """What an index is built with; a change of model or chunker forces a full rebuild."""
+    """What an index is built with; a change of model, chunker or text extraction
+    (``extraction``, :data:`tpd_qa.ingest.formats.EXTRACTION_VERSION`) forces a full
+    rebuild."""
 
     model: str = "default"
     chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
     sparse: SparseSettings = field(default_factory=SparseSettings)
+    extraction: int = EXTRACTION_VERSION
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,7 @@ class DirectoryStore:
                 model=manifest["model"]["name"],
                 chunker=ChunkerSettings(**manifest["chunker"]),
                 sparse=SparseSettings(**manifest["sparse"]),
+                extraction=int(manifest.get("extraction", 1)),  # 1: before it was recorded
             )
         except (TypeError, ValueError) as exc:
             raise IndexMismatchError(
@@ -264,6 +265,7 @@ def _manifest(snapshot: Snapshot, generation: str, files: dict[str, Any]) -> dic
         "model": {"name": snapshot.model, "dimension": int(state.vectors.shape[1])},
         "chunker": settings.chunker.to_dict(),
         "sparse": settings.sparse.to_dict(),
+        "extraction": settings.extraction,
         "dense": {"kind": kind},
         "counts": {"documents": len(state.docs), "chunks": len(state.chunks)},
         "documents": [

@@ -20,13 +20,21 @@ Document through the registry) and ``discovery`` (walking the corpus).
 from __future__ import annotations
 
 from tpd_qa.ingest.discovery import Candidate, discover
-from tpd_qa.ingest.formats import FORMATS, SUPPORTED_SUFFIXES, Format, format_for, sniff
+from tpd_qa.ingest.formats import (
+    EXTRACTION_VERSION,
+    FORMATS,
+    SUPPORTED_SUFFIXES,
+    Format,
+    format_for,
+    sniff,
+)
 from tpd_qa.ingest.parsed import MAX_TEXT_CHARS
 from tpd_qa.ingest.parser import load_document, parse
 from tpd_qa.ingest.read import DEFAULT_MAX_BYTES, content_hash, read_file
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "EXTRACTION_VERSION",
     "FORMATS",
     "MAX_TEXT_CHARS",
     "SUPPORTED_SUFFIXES",

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Final, Literal
 
 __all__ = [
+    "EXTRACTION_VERSION",
     "FOREIGN_SIGNATURES",
     "FORMATS",
     "SUPPORTED_SUFFIXES",
@@ -26,6 +27,10 @@ __all__ = [
     "format_for",
     "sniff",
 ]
+
+#: How documents' text is extracted; bumping it makes old indexes re-parse every file once
+#: (2: PDF text from PDFium character by character, so highlights find exact characters).
+EXTRACTION_VERSION: int = 2
 
 #: What :attr:`tpd_qa.records.Document.kind` says about a document.
 Kind = Literal["txt", "md", "pdf", "docx", "html"]

@@ -1,30 +1,54 @@
 """PDF: the text layer page by page (pages joined by a blank line), line headings, and the
-metadata title when it is a real one."""
+metadata title when it is a real one.
+
+Text comes from PDFium (``pypdfium2``) one character at a time, so every character of a
+page's text is known by its PDFium character index: :func:`page_text` returns both, and
+the same function run again on the same bytes gives the same text, which is how a
+highlight finds the exact characters of an indexed span (:mod:`tpd_qa.pages`).
+"""
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import re
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest.formats import PDF_SIGNATURE
 from tpd_qa.ingest.headings import first_line_title, line_headings, title_from_name
-from tpd_qa.ingest.parsed import Parsed, check_length, collapse, normalize, short
+from tpd_qa.ingest.parsed import Parsed, check_length, collapse, short
 
-__all__ = ["parse"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pypdfium2
+
+__all__ = ["PAGE_SEPARATOR", "PageText", "open_pdf", "page_text", "parse"]
 
 logger = logging.getLogger(__name__)
 
-_PAGE_SEPARATOR = "\n\n"
+#: What joins the texts of two pages in a document's text.
+PAGE_SEPARATOR = "\n\n"
 _JUNK_TITLE = re.compile(
     r"(?:untitled|document\d*|title|unknown|none|n/?a|slide \d+|powerpoint presentation|"
     r"microsoft (?:word|powerpoint|excel) - .*|.*\.(?:docx?|pdf|pptx?|xlsx?|rtf|odt|txt|"
     r"html?|indd|tex|dvi|qxd|ps|eps))",
     re.IGNORECASE,
 )
+_DROPPED = frozenset({0, 0xFFFE, 0xFFFF})
+_PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+_LINE_END_HYPHEN = 2  # what PDFium reports for a hyphen that ends a line
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """The text of one page and, for each of its characters, the PDFium character index
+    it came from (``chars[i]`` for ``text[i]``; ``len(chars) == len(text)``; -1 for a
+    line break inserted after a line-end hyphen)."""
+
+    text: str
+    chars: tuple[int, ...]
 
 
 def _good_metadata_title(value: Any) -> str | None:
@@ -38,59 +62,121 @@ def _good_metadata_title(value: Any) -> str | None:
     return title
 
 
-def parse(data: bytes, source: str) -> Parsed:
+def open_pdf(data: bytes) -> pypdfium2.PdfDocument:
+    """The PDFium document of ``data``; IngestError for an encrypted or corrupt file."""
     if not PDF_SIGNATURE.found_in(data):
         raise IngestError("not a PDF (content does not match the .pdf extension)")
-    from pypdf import PasswordType, PdfReader
+    import pypdfium2
 
+    start = data.find(b"%PDF-")  # PDFium wants the header first; readers allow junk before
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            try:
-                decrypted = reader.decrypt("")
-            except Exception as exc:
-                raise IngestError(f"encrypted PDF (cannot decrypt: {short(exc)})") from exc
-            if decrypted == PasswordType.NOT_DECRYPTED:
-                raise IngestError("encrypted PDF (password required)")
-        pages = list(reader.pages)
-    except IngestError:
-        raise
-    except Exception as exc:
+        return pypdfium2.PdfDocument(data[start:] if start > 0 else data)
+    except pypdfium2.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == _PASSWORD_ERROR:
+            raise IngestError("encrypted PDF (password required)") from exc
         raise IngestError(f"corrupt PDF: {short(exc)}") from exc
-    if not pages:
-        raise IngestError("corrupt PDF: the document has no pages")
+    except Exception as exc:  # pragma: no cover - defensive
+        raise IngestError(f"corrupt PDF: {short(exc)}") from exc
 
+
+def _characters(textpage: Any) -> Iterator[tuple[str, int]]:
+    """(character, PDFium index) for the page's characters: ``\r\n`` as one ``\n``, and
+    a hyphen PDFium marks as ending a line (code 2) as ``-`` and a line break (index -1),
+    as it is printed."""
+    from pypdfium2 import raw
+
+    count = textpage.count_chars()
+    handle = textpage.raw
+    previous_cr = False
+    hyphen_break = False
+    for index in range(count):
+        code = raw.FPDFText_GetUnicode(handle, index)
+        if code == _LINE_END_HYPHEN:
+            previous_cr = False
+            hyphen_break = True
+            yield "-", index
+            continue
+        if code in _DROPPED or 0xD800 <= code <= 0xDFFF:
+            continue
+        if code == 0x0A and previous_cr:  # the \n of a \r\n pair: already given
+            previous_cr = False
+            continue
+        if hyphen_break and code not in (0x0A, 0x0D):
+            yield "\n", -1
+        hyphen_break = False
+        previous_cr = code == 0x0D
+        yield ("\n" if previous_cr else chr(code)), index
+
+
+def page_text(page: Any) -> PageText:
+    """The text of a PDFium page as indexed: lines without trailing whitespace, no blank
+    lines at the start, no whitespace at the end; with each character's PDFium index."""
+    textpage = page.get_textpage()
+    try:
+        pairs = list(_characters(textpage))
+    finally:
+        textpage.close()
+    kept: list[tuple[str, int]] = []
+    line: list[tuple[str, int]] = []
+    for pair in itertools.chain(pairs, [("\n", -1)]):
+        if pair[0] != "\n":
+            line.append(pair)
+            continue
+        while line and line[-1][0].isspace():
+            line.pop()
+        kept.extend(line)
+        kept.append(pair)
+        line = []
+    kept.pop()  # the sentinel
+    start = 0
+    while start < len(kept) and kept[start][0] == "\n":
+        start += 1
+    end = len(kept)
+    while end > start and kept[end - 1][0].isspace():
+        end -= 1
+    kept = kept[start:end]
+    return PageText("".join(c for c, _ in kept), tuple(i for _, i in kept))
+
+
+def _page_texts(pdf: Any, source: str) -> list[str]:
     texts: list[str] = []
     failures = 0
     total = 0
-    for number, page in enumerate(pages, start=1):
+    for number in range(1, len(pdf) + 1):
         try:
-            raw = page.extract_text() or ""
+            text = page_text(pdf[number - 1]).text
         except Exception as exc:
             failures += 1
             logger.warning("%s: cannot extract text of page %d: %s", source, number, short(exc))
-            raw = ""
-        page_text = "\n".join(line.rstrip() for line in normalize(raw).split("\n"))
-        page_text = page_text.strip("\n").rstrip()
-        total += len(page_text) + len(_PAGE_SEPARATOR)
-        check_length(total - len(_PAGE_SEPARATOR))
-        texts.append(page_text)
-    if failures == len(pages):
+            text = ""
+        total += len(text) + len(PAGE_SEPARATOR)
+        check_length(total - len(PAGE_SEPARATOR))
+        texts.append(text)
+    if failures == len(texts):
         raise IngestError("corrupt PDF: text extraction failed on every page")
+    return texts
+
+
+def parse(data: bytes, source: str) -> Parsed:
+    pdf = open_pdf(data)
+    try:
+        if len(pdf) == 0:
+            raise IngestError("corrupt PDF: the document has no pages")
+        texts = _page_texts(pdf, source)
+        try:
+            meta_title = pdf.get_metadata_dict().get("Title")
+        except Exception as exc:
+            logger.debug("%s: unreadable metadata: %s", source, exc)
+            meta_title = None
+    finally:
+        pdf.close()
     if not any(t.strip() for t in texts):
         raise IngestError("no text layer (scanned PDF? OCR it first)")
 
-    text = _PAGE_SEPARATOR.join(texts)
-    lengths = (len(t) + len(_PAGE_SEPARATOR) for t in texts[:-1])
+    text = PAGE_SEPARATOR.join(texts)
+    lengths = (len(t) + len(PAGE_SEPARATOR) for t in texts[:-1])
     page_starts = tuple(itertools.accumulate(lengths, initial=0))
     headings = line_headings(text)
-
-    try:
-        meta = reader.metadata
-        meta_title = meta.title if meta is not None else None
-    except Exception as exc:
-        logger.debug("%s: unreadable metadata: %s", source, exc)
-        meta_title = None
     title = (
         _good_metadata_title(meta_title)
         or first_line_title(text)

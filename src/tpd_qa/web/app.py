@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from tpd_qa.limits import DEFAULT_K
 from tpd_qa.records import BuildReport, DocumentInfo
 from tpd_qa.web import views
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS, Asker
 from tpd_qa.web.corpus import CorpusEditor
+from tpd_qa.web.document import open_document, parse_request
 from tpd_qa.web.state import Progress, ServingState
 
 if TYPE_CHECKING:
@@ -158,6 +160,23 @@ class WebApp:
     ) -> list[dict[str, Any]]:
         """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
         return self._asker.search(question, k, mode, sources)
+
+    # ------------------------------------------------------------------ documents
+
+    def open_document(self, params: dict[str, Any] | str) -> str:
+        """The document view for a link's query parameters (a dict, or the ``?doc=…``
+        query string itself); "" when they name no document."""
+        if isinstance(params, str):
+            params = dict(parse_qsl(params.split("?", 1)[-1]))
+        request = parse_request(params)
+        if request is None:
+            return ""
+        index = self._state.index
+        if index is None:
+            return views.render_state("noindex", "No index yet", self._state.problem or "")
+        stored = index.state.find(request.source)
+        documents = {request.source: stored.document} if stored is not None else {}
+        return open_document(self.corpus_dir, documents, request)
 
     # ------------------------------------------------------------------ changing
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from tpd_qa.errors import IndexNotFoundError, QueryError, TpdQaError
+from tpd_qa.export import passage_link
 from tpd_qa.limits import DEFAULT_K, MAX_K
 from tpd_qa.query import Query
 from tpd_qa.records import Passage
@@ -191,15 +192,17 @@ class Asker:
                 ]
                 minimum = SEMANTIC_SENTENCE_MIN
             best = tuple(spans[i] for i in analysis.best_sentences(scores, minimum=minimum))
-        before = after = ""
+        before = after = link = ""
         more_before = more_after = False
         with contextlib.suppress(TpdQaError):
-            text = index.document(passage.source).text
+            document = index.document(passage.source)
+            link = passage_link(passage, sha256=document.sha256)
+            text = document.text
             if text[passage.start : passage.end] == passage.text:
                 before, after, more_before, more_after = analysis.context_window(
                     text, passage.start, passage.end
                 )
-        return views.Card(passage, similarity, best, before, after, more_before, more_after)
+        return views.Card(passage, similarity, best, before, after, more_before, more_after, link)
 
     def _sentence_similarities(
         self, index: Index, question: str, passages: Sequence[Passage]

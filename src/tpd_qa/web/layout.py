@@ -32,9 +32,16 @@ MODE_CHOICES: Final[tuple[tuple[str, Mode], ...]] = tuple((MODE_LABELS[m], m) fo
 
 _COPY_JS = """
 element.addEventListener('click', async (event) => {
-  const button = event.target.closest('button.tq-copy');
+  const button = event.target.closest('button.tq-copy, button.tq-copy-link');
   if (!button || !element.contains(button)) return;
-  const text = button.getAttribute('data-copy') || '';
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  let text = button.getAttribute('data-copy') || '';
+  if (button.classList.contains('tq-copy-link')) {
+    const url = new URL(text, window.location.href);
+    url.hash = '';
+    text = url.href;
+  }
   let copied = false;
   try {
     await navigator.clipboard.writeText(text);
@@ -52,10 +59,34 @@ element.addEventListener('click', async (event) => {
   }
   button.textContent = copied ? 'Copied ✓' : 'Press Ctrl+C to copy';
   button.classList.toggle('tq-copied', copied);
-  setTimeout(() => { button.textContent = 'Copy citation'; button.classList.remove('tq-copied'); },
+  setTimeout(() => { button.textContent = label; button.classList.remove('tq-copied'); },
              1800);
 });
 """
+
+# "Open in document" and the viewer's page/zoom buttons put their link into a hidden
+# textbox, whose input event asks the server for the document view.
+_OPEN_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.tq-open');
+  if (!button || !element.contains(button) || button.disabled) return;
+  const box = document.querySelector('#tq-open-request textarea, #tq-open-request input');
+  if (!box) return;
+  box.value = (button.getAttribute('data-link') || '') + '#' + Date.now();
+  box.dispatchEvent(new Event('input', { bubbles: true }));
+});
+"""
+
+# Scroll the passage (or its first highlight) into view whenever the viewer changes.
+_VIEWER_JS = (
+    _OPEN_JS
+    + """
+new MutationObserver(() => {
+  const target = element.querySelector('#tq-passage, .tq-hl');
+  if (target) target.scrollIntoView({ block: 'center', inline: 'nearest' });
+}).observe(element, { childList: true, subtree: true });
+"""
+)
 
 _HEADER = (
     "<h1>tpd-qa</h1><p class='tq-tagline'>Ask a question about your documents: "
@@ -140,8 +171,15 @@ def build_ui(app: WebApp) -> gr.Blocks:
                         elem_id="tq-sources",
                     )
                 results = html(
-                    app.welcome_html(), elem_id="tq-results", js_on_load=_COPY_JS, min_height=80
+                    app.welcome_html(),
+                    elem_id="tq-results",
+                    js_on_load=_COPY_JS + _OPEN_JS,
+                    min_height=80,
                 )
+                open_request = gr.Textbox(
+                    show_label=False, container=False, elem_id="tq-open-request"
+                )
+                viewer = html(elem_id="tq-viewer", js_on_load=_VIEWER_JS)
             with gr.Tab("Documents", id="documents", elem_id="tq-tab-documents"):
                 documents = html(app.documents_html(), elem_id="tq-documents")
                 with gr.Row():
@@ -259,9 +297,30 @@ def build_ui(app: WebApp) -> gr.Blocks:
             outputs=[status, documents, sources, files],
             api_visibility="private",
         )
+
+        def do_open(link: str) -> str:
+            return app.open_document(link.split("#", 1)[0])
+
+        open_request.change(
+            do_open,
+            inputs=open_request,
+            outputs=viewer,
+            api_visibility="private",
+            show_progress="minimal",
+        )
+
+        def open_linked(request: Any) -> str:
+            params = dict(request.query_params) if request is not None else {}
+            return app.open_document(params)
+
+        # Gradio passes the request to a parameter annotated gr.Request; annotations are
+        # strings here (``from __future__``), so set the real class.
+        open_linked.__annotations__["request"] = gr.Request
+
         demo.load(
             refresh, inputs=sources, outputs=[status, documents, sources], api_visibility="private"
         )
+        demo.load(open_linked, outputs=viewer, api_visibility="private")
         if app.watching:  # the watcher rebuilds on its own: show it without a click
             gr.Timer(WATCH_REFRESH_SECONDS).tick(
                 refresh,

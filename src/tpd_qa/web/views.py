@@ -111,6 +111,7 @@ class Card:
     after: str = ""
     more_before: bool = False
     more_after: bool = False
+    link: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,15 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
         '<div class="tq-actions">'
         f'<button type="button" class="tq-copy" data-copy="{escape(citation_text(p))}">'
         "Copy citation</button>"
-        "</div>"
+        + (
+            f'<button type="button" class="tq-copy-link" data-copy="{escape(card.link)}">'
+            "Copy link</button>"
+            f'<button type="button" class="tq-open" data-link="{escape(card.link)}">'
+            "Open in document</button>"
+            if card.link
+            else ""
+        )
+        + "</div>"
         '<details class="tq-context"><summary>Show in context</summary>'
         f'<div class="tq-context-text">{lead}{before}<mark class="tq-here">'
         f"{isolate(p.text)}</mark>{after}{tail}</div></details>"

@@ -1,0 +1,124 @@
+"""Real-browser tests of "Open in document": a PDF page with its highlight, a copied link
+opened in a fresh page, and a document edited after indexing. Screenshots go to
+artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    ask,
+    open_page,
+    running,
+    screenshot,
+    start_server,
+)
+from documents import make_pdf
+
+pytestmark = pytest.mark.browser
+if not CHROMIUM.exists():  # pragma: no cover
+    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+NOTES = "# Fusion notes\n\n## Naka\n\nThe JT-60SA tokamak in Naka is superconducting.\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("docview")
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    make_pdf(
+        corpus / "shipyards.pdf",
+        ["Opening page on shipbuilding capacity.", "Zeppelin hangar refits in Nagasaki yards."],
+    )
+    (corpus / "notes.md").write_text(NOTES, encoding="utf-8")
+    started = start_server(corpus, folder / "index", folder / "serve.log", model="hash")
+    with running(started):
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _in_viewport(page: Any, selector: str) -> bool:
+    return bool(
+        page.evaluate(
+            """(selector) => {
+                const el = document.querySelector(selector);
+                if (!el) return false;
+                const r = el.getBoundingClientRect();
+                return r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight;
+            }""",
+            selector,
+        )
+    )
+
+
+def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Server) -> None:
+    page = open_page(
+        browser,
+        server.url,
+        viewport={"width": 1200, "height": 900},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    ask(page, "zeppelin hangar Nagasaki")
+    card = page.locator("#tq-results article.tq-card[data-source='shipyards.pdf']").first
+    card.locator("button.tq-open").click()
+    page.wait_for_selector("#tq-viewer .tq-docview[data-kind='pdf'] .tq-page img")
+    page.wait_for_function("() => document.querySelector('#tq-viewer .tq-page .tq-hl')")
+    page.wait_for_timeout(500)
+    assert page.locator("#tq-viewer .tq-docview").get_attribute("data-page") == "2"
+    assert _in_viewport(page, "#tq-viewer .tq-page .tq-hl")
+    screenshot(page, "docview-pdf", full_page=False)
+
+    card.locator("button.tq-copy-link").click()
+    page.wait_for_function(
+        "() => document.querySelector('#tq-results button.tq-copy-link')"
+        ".textContent.includes('Copied')"
+    )
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link.startswith(server.url) and "doc=shipyards.pdf" in link
+    fresh = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    fresh.set_default_timeout(30_000)
+    fresh.goto(link)
+    fresh.wait_for_selector("#tq-viewer .tq-docview[data-kind='pdf'] .tq-page .tq-hl")
+    assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-page") == "2"
+    hl = page.locator("#tq-viewer .tq-page .tq-hl").first.get_attribute("style")
+    assert fresh.locator("#tq-viewer .tq-page .tq-hl").first.get_attribute("style") == hl
+    screenshot(fresh, "docview-link", full_page=False)
+
+    pdf = server.corpus / "shipyards.pdf"
+    pdf.write_bytes(pdf.read_bytes() + b"\n% edited after indexing\n")
+    fresh.reload()
+    fresh.wait_for_selector("#tq-viewer [data-state='notice']")
+    assert "changed since it was indexed" in fresh.locator("#tq-viewer").inner_text()
+    assert fresh.locator("#tq-viewer .tq-hl").count() == 0
+    screenshot(fresh, "docview-changed", full_page=False)
+    fresh.context.close()
+    page.context.close()
+
+
+def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) -> None:
+    page = open_page(browser, server.url, viewport={"width": 1200, "height": 700})
+    ask(page, "JT-60SA tokamak superconducting")
+    card = page.locator("#tq-results article.tq-card[data-source='notes.md']").first
+    card.locator("button.tq-open").click()
+    page.wait_for_selector("#tq-viewer #tq-passage")
+    page.wait_for_timeout(500)
+    assert "JT-60SA" in page.locator("#tq-viewer mark.tq-hl").first.inner_text()
+    assert page.locator("#tq-viewer nav.tq-outline a").count() == 2
+    assert _in_viewport(page, "#tq-viewer #tq-passage")
+    screenshot(page, "docview-markdown", full_page=False)
+    page.context.close()
