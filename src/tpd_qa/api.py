@@ -20,6 +20,7 @@ from tpd_qa.index import (
     read_manifest,
     remove_debris,
 )
+from tpd_qa.ingest import OCR_CACHE_DIR_NAME, OcrOptions
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
@@ -132,12 +133,15 @@ def build_index(
     progress: bool = False,
     on_progress: ProgressCallback | None = None,
     wait: float = 0.0,
+    ocr: bool = True,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
     Only new and changed documents are embedded; a different model or chunker, a
     damaged previous index, or ``full=True`` rebuilds everything (the report says why).
     Holds a lock so two rebuilds never interleave; ``wait`` is how long to wait for it.
+    Scanned PDF pages and images are read by OCR (Tesseract), each page once: readings
+    are cached in ``<index_dir>/ocr-cache``; ``ocr=False`` skips scanned files instead.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
@@ -145,6 +149,7 @@ def build_index(
     exclude = [directory]
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
+    options = OcrOptions(enabled=ocr, cache_dir=directory / OCR_CACHE_DIR_NAME)
     with index_lock(directory, wait=wait):
         previous: Index | None = None
         reason = ""
@@ -159,7 +164,12 @@ def build_index(
         if previous is None or reason or full:
             index = Index(settings=settings, embedder_factory=shared_embedder)
             report = index.update(
-                corpus, exclude=exclude, full=True, progress=progress, on_progress=on_progress
+                corpus,
+                exclude=exclude,
+                full=True,
+                progress=progress,
+                on_progress=on_progress,
+                ocr=options,
             )
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
@@ -167,7 +177,7 @@ def build_index(
         else:
             before = previous.fingerprint()
             report = previous.update(
-                corpus, exclude=exclude, progress=progress, on_progress=on_progress
+                corpus, exclude=exclude, progress=progress, on_progress=on_progress, ocr=options
             )
             if previous.fingerprint() != before:
                 previous.save(directory)

@@ -62,7 +62,7 @@ def _index(args: argparse.Namespace) -> int:
     corpus = args.corpus or api.default_corpus_dir()
     index_dir = args.index or api.default_index_dir()
     progress = not args.quiet and sys.stderr.isatty()
-    report = api.build_index(corpus, index_dir, full=args.full, progress=progress)
+    report = api.build_index(corpus, index_dir, full=args.full, progress=progress, ocr=args.ocr)
     if args.json:
         write_json(report_dict(report), ascii_only=True)
     else:

@@ -3,6 +3,12 @@
 A folder is ours when it carries :data:`MARKER` (or, for indexes saved before the marker
 existed, a manifest an earlier tpd_qa wrote); nothing is written to any other non-empty
 folder, and only names ``store`` creates are ever deleted.
+
+Entries of an index folder: the marker, ``manifest.json``, ``.lock``, ``gen-*``
+generations, and ``ocr-cache/`` (OCR readings of scanned pages by page-image hash,
+:data:`tpd_qa.ingest.ocr.CACHE_DIR_NAME`). Clean-up removes only exact generation,
+staging and temporary-manifest names, so the OCR cache survives every rebuild, a model
+change and ``--full``; deleting it by hand is safe (pages are read again).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ MARKER = ".tpd-qa-index"
 _MARKER_TEXT = (
     "This folder is a tpd-qa index. tpd-qa only ever deletes what it created here:\n"
     "gen-<timestamp>-<pid>-<n> folders, their .partial staging folders and temporary\n"
-    "manifest files.\n"
+    "manifest files. ocr-cache/ holds OCR readings of scanned pages; it is kept\n"
+    "across rebuilds and may be deleted by hand (pages are then read again).\n"
 )
 # Exactly the names ``save`` creates; anything else in the folder is never touched.
 _GENERATION_NAME = re.compile(r"gen-\d{8}T\d{6}-\d+-\d{6}")

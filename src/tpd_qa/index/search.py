@@ -147,6 +147,7 @@ class Searcher:
                 continue
             spans.append((chunk.start, chunk.end))
             document = state.docs[doc_number].document
+            confidence = document.ocr_confidence(chunk.start, chunk.end)
             passages.append(
                 Passage(
                     text=chunk.text,
@@ -157,6 +158,8 @@ class Searcher:
                     section=chunk.section,
                     start=chunk.start,
                     end=chunk.end,
+                    ocr=confidence is not None,
+                    ocr_confidence=confidence,
                 )
             )
             if len(passages) == k:

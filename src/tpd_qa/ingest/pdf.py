@@ -12,7 +12,9 @@ from typing import Any
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest.formats import PDF_SIGNATURE
 from tpd_qa.ingest.headings import first_line_title, line_headings, title_from_name
+from tpd_qa.ingest.ocr import OcrOptions
 from tpd_qa.ingest.parsed import Parsed, check_length, collapse, normalize, short
+from tpd_qa.ingest.pdfscan import read_scanned_pages
 
 __all__ = ["parse"]
 
@@ -38,7 +40,7 @@ def _good_metadata_title(value: Any) -> str | None:
     return title
 
 
-def parse(data: bytes, source: str) -> Parsed:
+def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     if not PDF_SIGNATURE.found_in(data):
         raise IngestError("not a PDF (content does not match the .pdf extension)")
     from pypdf import PasswordType, PdfReader
@@ -77,8 +79,10 @@ def parse(data: bytes, source: str) -> Parsed:
         texts.append(page_text)
     if failures == len(pages):
         raise IngestError("corrupt PDF: text extraction failed on every page")
+    scans = read_scanned_pages(data, texts, ocr)  # OCR of pages without a text layer
+    texts = scans.texts
     if not any(t.strip() for t in texts):
-        raise IngestError("no text layer (scanned PDF? OCR it first)")
+        raise IngestError(scans.empty_reason or "no text layer (scanned PDF? OCR it first)")
 
     text = _PAGE_SEPARATOR.join(texts)
     lengths = (len(t) + len(_PAGE_SEPARATOR) for t in texts[:-1])
@@ -97,4 +101,4 @@ def parse(data: bytes, source: str) -> Parsed:
         or (headings[0].title if headings else None)
         or title_from_name(source)
     )
-    return Parsed(title, text, headings, page_starts)
+    return Parsed(title, text, headings, page_starts, scans.page_ocr, scans.notes)
