@@ -27,6 +27,8 @@ PASSAGE_KEYS = {
     "section",
     "start",
     "end",
+    "ocr",
+    "ocr_confidence",
     "citation",
 }
 SUBCOMMANDS = ["index", "ask", "docs", "serve", "eval"]

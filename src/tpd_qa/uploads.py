@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from tpd_qa.errors import IngestError, UploadError
 from tpd_qa.ingest import (
     DEFAULT_MAX_BYTES,
+    FORMATS,
     SUPPORTED_SUFFIXES,
     Format,
     content_hash,
@@ -135,9 +136,12 @@ def _mismatch(fmt: Format, kind: str, name: str) -> str:
     if fmt.kind == "docx":
         found = "a zip without word/document.xml" if kind == "zip" else "not a zip"
         return f"not a Word .docx document ({found})"
-    what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}.get(
+    images = {f.kind: f"a {f.label}" for f in FORMATS if f.parser == "image"}
+    what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive", **images}.get(
         kind, kind.removeprefix("binary:")
     )
+    if not fmt.is_text:
+        return f"not a {fmt.label}: the content is {what if kind != 'text' else 'text'}"
     return f"the content is {what}, not {PurePosixPath(name).suffix[1:].upper()} text"
 
 
