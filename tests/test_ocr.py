@@ -251,3 +251,13 @@ def test_images_are_sniffed_by_their_magic_bytes() -> None:
         parse(jpeg.getvalue(), "photo.png", ocr=OcrOptions(enabled=False))
     with pytest.raises(Exception, match="OCR is off"):
         parse(png.getvalue(), "photo.png", ocr=OcrOptions(enabled=False))
+
+
+def test_uploads_accept_scans_without_reading_them(ocr_calls: list[int]) -> None:
+    from tpd_qa import uploads
+
+    png = io.BytesIO()
+    page_image(PHOTO).save(png, "PNG")
+    uploads.check_content(png.getvalue(), "letter.png")  # the rebuild reads it, once
+    uploads.check_content(image_pdf([page_image(ENGLISH)]), "memo.pdf")
+    assert ocr_calls == []

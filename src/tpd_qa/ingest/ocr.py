@@ -39,6 +39,7 @@ __all__ = [
     "CACHE_DIR_NAME",
     "INSTALL_HINT",
     "MIN_CONFIDENCE",
+    "OFF_REASON",
     "OcrOptions",
     "PageReading",
     "PageSource",
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 CACHE_DIR_NAME: Final = "ocr-cache"
 #: The command that installs what OCR needs (named in skip reasons).
 INSTALL_HINT: Final = "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-jpn"
+#: Part of the reason given for scans while OCR is off.
+OFF_REASON: Final = "OCR is off (--no-ocr)"
 #: Pages read with a mean word confidence below this (0-100) are unreadable: their text
 #: is dropped and the page is reported. Measured with bench/bench_ocr.py: clean generated
 #: pages read at 85-96, noise and blank-ish scans at 0-35.
@@ -136,7 +139,7 @@ def read_pages(pages: Sequence[PageSource], options: OcrOptions, *, what: str) -
     Raises :class:`IngestError` when OCR is off or Tesseract is missing.
     """
     if not options.enabled:
-        raise IngestError(f"{what}: OCR is off (--no-ocr)")
+        raise IngestError(f"{what}: {OFF_REASON}")
     version = tesseract_version()
     if version is None:
         raise IngestError(_missing_reason(what))
