@@ -261,3 +261,20 @@ def test_uploads_accept_scans_without_reading_them(ocr_calls: list[int]) -> None
     uploads.check_content(png.getvalue(), "letter.png")  # the rebuild reads it, once
     uploads.check_content(image_pdf([page_image(ENGLISH)]), "memo.pdf")
     assert ocr_calls == []
+
+
+def test_web_card_marks_ocr_passages() -> None:
+    from markup import parse as parse_markup
+    from markup import passage
+
+    from tpd_qa.web import views
+
+    scanned = passage("Signed at Tokyo.", page=2, ocr=True, ocr_confidence=91.4)
+    plain = passage("Typed text.", page=1)
+    answer = views.Answer("q", "hybrid", (views.Card(scanned), views.Card(plain)), ())
+    markup = views.render_answer(answer)
+    assert markup.count(OCR_LABEL) == 2  # the label and the copied citation of one card
+    assert "confidence 91/100" in markup
+    assert OCR_LABEL in views.citation_text(scanned)
+    assert OCR_LABEL not in views.citation_text(plain)
+    assert OCR_LABEL in "".join(parse_markup(markup).text)
