@@ -266,7 +266,6 @@ def test_uploads_accept_scans_without_reading_them(ocr_calls: list[int]) -> None
 def test_web_card_marks_ocr_passages() -> None:
     from markup import parse as parse_markup
     from markup import passage
-
     from tpd_qa.web import views
 
     scanned = passage("Signed at Tokyo.", page=2, ocr=True, ocr_confidence=91.4)
