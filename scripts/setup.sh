@@ -27,10 +27,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$want" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium for the browser tests" >&2
+# Debian packages: Tesseract with English and Japanese models for OCR of scanned PDFs and
+# images (run and test); for the tests also chromium and a Japanese font (to draw scans).
+debs=()
+langs="$(tesseract --list-langs 2>/dev/null || true)"
+if ! grep -qx eng <<<"$langs" || ! grep -qx jpn <<<"$langs"; then
+  debs+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-jpn)
+fi
+if [ "$want" = "test" ]; then
+  command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+  [ -n "$(fc-list :lang=ja 2>/dev/null)" ] || debs+=(fonts-ipafont-gothic)
+fi
+if [ "${#debs[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${debs[*]}" >&2
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${debs[@]}" >/dev/null
 fi

@@ -29,6 +29,8 @@ PASSAGE_KEYS = {
     "end",
     "answer_start",
     "answer_end",
+    "ocr",
+    "ocr_confidence",
     "citation",
 }
 SUBCOMMANDS = ["index", "ask", "docs", "show", "serve", "watch", "eval"]

@@ -164,8 +164,11 @@ class Hostile:
         self._bad("invalid-utf8.txt", invalid, "binary")
         self._bad("long-line.txt", b"word " * 1_100_000, "text too long")
         os.mkfifo(self._bad("pipe.txt", None, "not a regular file"))
-        for name in ("photo.png", "program.exe", "Makefile"):
+        for name in ("photo.gif", "program.exe", "Makefile"):
             self._bad(name, b"\x89PNG\r\n\x1a\n" + rng.randbytes(100), "unsupported file type")
+        # Images are read by OCR now: a damaged one or a renamed file is refused.
+        self._bad("photo.png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(100), "corrupt image")
+        self._bad("photo.jpg", b"\x89PNG\r\n\x1a\n" + rng.randbytes(100), "not a JPEG image")
         # Links: loops, dangling, out of the corpus, to folders.
         self._bad("links/loop-a.txt", None, "broken link").symlink_to("loop-b.txt")
         self._bad("links/loop-b.txt", None, "broken link").symlink_to("loop-a.txt")

@@ -113,7 +113,9 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 
 
 def test_constants() -> None:
-    assert {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"} == SUPPORTED_SUFFIXES
+    texts = {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"}
+    images = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+    assert texts | images == SUPPORTED_SUFFIXES
     assert DEFAULT_MAX_BYTES == 50 * 1024 * 1024
 
 
@@ -883,8 +885,8 @@ def _imports(module: str) -> set[str]:
 def test_ingest_modules_import_one_way() -> None:
     """formats is the leaf; every module imports only modules listed before it."""
     order = [
-        "formats", "parsed", "read", "headings",
-        "plaintext", "markdown", "pdf", "docx", "html",
+        "formats", "parsed", "read", "headings", "ocr", "pdfscan",
+        "plaintext", "markdown", "pdf", "docx", "html", "image",
         "parser", "discovery",
     ]  # fmt: skip
     assert not [name for name in _imports("formats") if name.startswith("tpd_qa")]

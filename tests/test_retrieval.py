@@ -18,7 +18,10 @@ from tpd_qa.index import MODES, Index, normalise_mode
 from tpd_qa.records import Passage, format_citation
 
 SEED_NAME = "us-japan-technology-prosperity-deal.txt"
-PASSAGE_KEYS = ["text", "score", "source", "title", "page", "section", "start", "end"]
+PASSAGE_KEYS = [
+    *("text", "score", "source", "title", "page", "section", "start", "end"),
+    *("ocr", "ocr_confidence"),
+]
 
 
 @pytest.fixture

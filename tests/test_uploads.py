@@ -166,5 +166,6 @@ def test_text_cannot_pass_for_a_binary_format_and_back(suffix: str) -> None:
         with pytest.raises(UploadError, match="the content is a PDF"):
             uploads.check_content(pdf_bytes([["Hidden PDF."]]), f"a{suffix}")
     else:
-        with pytest.raises(UploadError, match=f"not a {'PDF' if fmt.kind == 'pdf' else 'Word'}"):
+        label = {"pdf": "PDF", "docx": "Word"}.get(fmt.kind, fmt.label)
+        with pytest.raises(UploadError, match=f"not a {label}"):
             uploads.check_content(b"Just some plain words.", f"a{suffix}")

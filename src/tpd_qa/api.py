@@ -27,6 +27,7 @@ from tpd_qa.index import (
     read_manifest,
     remove_debris,
 )
+from tpd_qa.ingest import OCR_CACHE_DIR_NAME, OcrOptions
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.pages import DEFAULT_SCALE, Box, PageCache, PageImage, render, source_path
 from tpd_qa.pages import highlight_boxes as _boxes
@@ -147,6 +148,7 @@ def build_index(
     wait: float = 0.0,
     backend: str | None = None,
     milvus_uri: str | None = None,
+    ocr: bool = True,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
@@ -156,6 +158,9 @@ def build_index(
     ``backend`` is ``local`` (FAISS + bm25s in the folder) or ``milvus`` (a Milvus
     collection at ``milvus_uri`` or ``$TPD_QA_MILVUS_URI``); by default the one the
     index was built with. The choice is recorded in the index: queries follow it.
+
+    Scanned PDF pages and images are read by OCR (Tesseract), each page once: readings
+    are cached in ``<index_dir>/ocr-cache``; ``ocr=False`` skips scanned files instead.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
@@ -164,6 +169,7 @@ def build_index(
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
     store = open_store(directory, backend=backend, uri=milvus_uri)
+    options = OcrOptions(enabled=ocr, cache_dir=directory / OCR_CACHE_DIR_NAME)
     with index_lock(directory, wait=wait):
         previous: Index | None = None
         reason = ""
@@ -178,7 +184,12 @@ def build_index(
         if previous is None or reason or full:
             index = Index(settings=settings, embedder_factory=shared_embedder)
             report = index.update(
-                corpus, exclude=exclude, full=True, progress=progress, on_progress=on_progress
+                corpus,
+                exclude=exclude,
+                full=True,
+                progress=progress,
+                on_progress=on_progress,
+                ocr=options,
             )
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
@@ -186,7 +197,7 @@ def build_index(
         else:
             before = previous.fingerprint()
             report = previous.update(
-                corpus, exclude=exclude, progress=progress, on_progress=on_progress
+                corpus, exclude=exclude, progress=progress, on_progress=on_progress, ocr=options
             )
             if previous.fingerprint() != before or not _same_store(store, directory):
                 previous.save_to(store)

@@ -14,6 +14,7 @@ __all__ = [
     "DocumentInfo",
     "FileOutcome",
     "BuildReport",
+    "OCR_LABEL",
     "format_citation",
 ]
 
@@ -33,7 +34,10 @@ class Document:
     """The plain text of one source file plus the structure found in it.
 
     ``page_starts[i]`` is the offset in ``text`` where page ``i + 1`` begins
-    (PDFs only; empty for formats without pages).
+    (PDFs and images only; empty for formats without pages). ``page_ocr[i]`` is the mean
+    OCR word confidence (0-100) of page ``i + 1`` when that page was read by OCR, None when
+    it had a text layer (empty: no page was read by OCR). ``notes`` are remarks on reading
+    the file for the build report (e.g. an unreadable scanned page); they are not stored.
     """
 
     source: str
@@ -43,6 +47,17 @@ class Document:
     sha256: str
     page_starts: tuple[int, ...] = ()
     headings: tuple[Heading, ...] = ()
+    page_ocr: tuple[float | None, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def ocr_confidence(self, start: int, end: int) -> float | None:
+        """Lowest OCR confidence of the pages ``text[start:end]`` spans; None if no page
+        it spans was read by OCR."""
+        if not self.page_ocr:
+            return None
+        first, last = self.page_at(start) or 1, self.page_at(max(start, end - 1)) or 1
+        values = [c for c in self.page_ocr[first - 1 : last] if c is not None]
+        return min(values) if values else None
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding character ``offset``, or None for unpaged documents."""
@@ -67,16 +82,29 @@ class Chunk:
     section: str | None = None
 
 
+#: What a citation says about a passage read from a scanned page.
+OCR_LABEL = "scanned page, OCR"
+
+
 def format_citation(
-    source: str, page: int | None, section: str | None, start: int, end: int
+    source: str,
+    page: int | None,
+    section: str | None,
+    start: int,
+    end: int,
+    *,
+    ocr: bool = False,
 ) -> str:
-    """Human-readable citation, e.g. ``deal.txt · item 7 · chars 2710–2934``."""
+    """Human-readable citation, e.g. ``deal.txt · item 7 · chars 2710–2934``
+    (``… · scanned page, OCR`` when the passage was read by OCR)."""
     parts = [source]
     if page is not None:
         parts.append(f"p. {page}")
     if section:
         parts.append(section)
     parts.append(f"chars {start}\u2013{end}")
+    if ocr:
+        parts.append(OCR_LABEL)
     return " \u00b7 ".join(parts)
 
 
@@ -96,10 +124,16 @@ class Passage:
     #: and ``end`` (``start <= answer_start < answer_end <= end``); None when unknown.
     answer_start: int | None = None
     answer_end: int | None = None
+    #: The passage comes (at least partly) from a page read by OCR: check the image.
+    ocr: bool = False
+    #: Lowest mean OCR word confidence (0-100) of its scanned pages; None without OCR.
+    ocr_confidence: float | None = None
 
     @property
     def citation(self) -> str:
-        return format_citation(self.source, self.page, self.section, self.start, self.end)
+        return format_citation(
+            self.source, self.page, self.section, self.start, self.end, ocr=self.ocr
+        )
 
     @property
     def answer(self) -> str:

@@ -21,13 +21,16 @@ from pathlib import Path, PurePosixPath
 from tpd_qa.errors import IngestError, UploadError
 from tpd_qa.ingest import (
     DEFAULT_MAX_BYTES,
+    FORMATS,
     SUPPORTED_SUFFIXES,
     Format,
+    OcrOptions,
     content_hash,
     format_for,
     parse,
     sniff,
 )
+from tpd_qa.ingest.ocr import OFF_REASON as OCR_OFF_REASON
 from tpd_qa.limits import MAX_UPLOAD_BYTES
 
 __all__ = [
@@ -120,9 +123,11 @@ def check_content(data: bytes, name: str, *, max_bytes: int = UPLOAD_MAX_BYTES) 
     expected = "text" if fmt.is_text else fmt.kind
     if kind != expected:
         raise UploadError(_mismatch(fmt, kind, name))
-    try:
-        document = parse(data, name)
+    try:  # scans are checked without OCR: the rebuild reads them once, into its cache
+        document = parse(data, name, ocr=OcrOptions(enabled=False))
     except IngestError as exc:
+        if OCR_OFF_REASON in exc.reason:
+            return
         raise UploadError(exc.reason) from exc
     if not document.text.strip():
         raise UploadError("no text found in the file")
@@ -135,9 +140,11 @@ def _mismatch(fmt: Format, kind: str, name: str) -> str:
     if fmt.kind == "docx":
         found = "a zip without word/document.xml" if kind == "zip" else "not a zip"
         return f"not a Word .docx document ({found})"
-    what = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}.get(
-        kind, kind.removeprefix("binary:")
-    )
+    names: dict[str, str] = {"pdf": "a PDF", "docx": "a Word document", "zip": "a zip archive"}
+    names |= {f.kind: f"a {f.label}" for f in FORMATS if f.parser == "image"}
+    what = names.get(kind, kind.removeprefix("binary:"))
+    if not fmt.is_text:
+        return f"not a {fmt.label}: the content is {what if kind != 'text' else 'text'}"
     return f"the content is {what}, not {PurePosixPath(name).suffix[1:].upper()} text"
 
 

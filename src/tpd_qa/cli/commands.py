@@ -80,6 +80,7 @@ def _index(args: argparse.Namespace) -> int:
         progress=progress,
         backend=args.backend,
         milvus_uri=args.milvus_uri,
+        ocr=args.ocr,
     )
     if args.json:
         write_json(report_dict(report), ascii_only=True)

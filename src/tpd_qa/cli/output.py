@@ -199,7 +199,12 @@ def passage_lines(passages: list[Passage], width: int | None = None) -> list[str
     width = width or min(100, max(60, _terminal_width() - 4))
     lines: list[str] = []
     for rank, passage in enumerate(passages, start=1):
-        lines.append(f"[{rank}] {visible(passage.citation)}  (score {passage.score:.4f})")
+        ocr = (
+            f", OCR confidence {passage.ocr_confidence:.0f}"
+            if passage.ocr_confidence is not None
+            else ""
+        )
+        lines.append(f"[{rank}] {visible(passage.citation)}  (score {passage.score:.4f}{ocr})")
         if passage.title:
             lines.append(f"    {visible(passage.title)}")
         if passage.answer_start is not None and passage.answer != passage.text:

@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _folders(index, corpus=True)
     index.add_argument("--full", action="store_true", help="rebuild everything from scratch")
+    index.add_argument(
+        "--no-ocr",
+        dest="ocr",
+        action="store_false",
+        help="skip scanned PDF pages and images instead of reading them with Tesseract",
+    )
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.add_argument(

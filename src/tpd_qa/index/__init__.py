@@ -44,6 +44,7 @@ from tpd_qa.index.store import (
     remove_debris,
 )
 from tpd_qa.index.sync import ProgressCallback, Syncer, make_chunker
+from tpd_qa.ingest import OcrOptions
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.modes import BACKENDS, MODES, Backend, normalise_mode
 from tpd_qa.query import Query, clean_question
@@ -179,6 +180,7 @@ class Index:
         exclude: Sequence[Path] = (),
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
+        ocr: OcrOptions | None = None,
     ) -> tuple[Index, BuildReport]:
         """Index every supported file under ``corpus`` from scratch."""
         index = cls(
@@ -187,7 +189,12 @@ class Index:
             embedder_factory=embedder_factory,
         )
         report = index.update(
-            corpus, exclude=exclude, full=True, progress=progress, on_progress=on_progress
+            corpus,
+            exclude=exclude,
+            full=True,
+            progress=progress,
+            on_progress=on_progress,
+            ocr=ocr,
         )
         return index, report
 
@@ -236,6 +243,7 @@ class Index:
         full: bool = False,
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
+        ocr: OcrOptions | None = None,
     ) -> BuildReport:
         """Bring the index up to date with ``corpus``: embed only new and changed documents.
 
@@ -243,20 +251,27 @@ class Index:
         the file was renamed; identical copies are indexed once and reported as duplicates.
         A file whose size, times and inode are as when it was last hashed is not read
         again (``full`` re-reads everything); chunks of a changed document whose text is
-        unchanged keep their vectors.
+        unchanged keep their vectors. ``ocr`` says how scanned pages are read (default:
+        Tesseract without a cache; ``OcrOptions(enabled=False)`` skips them).
         """
-        syncer = self._syncer(progress, on_progress)
+        syncer = self._syncer(progress, on_progress, ocr)
         state, report = syncer.update(self._state, corpus, exclude=exclude, full=full)
         self._use(state)
         return report
 
-    def _syncer(self, progress: bool, on_progress: ProgressCallback | None) -> Syncer:
+    def _syncer(
+        self,
+        progress: bool,
+        on_progress: ProgressCallback | None,
+        ocr: OcrOptions | None = None,
+    ) -> Syncer:
         return Syncer(
             self.settings.sparse,
             embedder=lambda: self.embedder,
             chunker=self._chunker,
             progress=progress,
             on_progress=on_progress,
+            ocr=ocr,
         )
 
     def _chunker(self) -> Chunker:

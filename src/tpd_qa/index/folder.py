@@ -3,6 +3,12 @@
 A folder is ours when it carries :data:`MARKER` (or, for indexes saved before the marker
 existed, a manifest an earlier tpd_qa wrote); nothing is written to any other non-empty
 folder, and only names ``store`` creates are ever deleted.
+
+Entries of an index folder: the marker, ``manifest.json``, ``.lock``, ``gen-*``
+generations, and ``ocr-cache/`` (OCR readings of scanned pages by page-image hash,
+:data:`tpd_qa.ingest.ocr.CACHE_DIR_NAME`). Clean-up removes only exact generation,
+staging and temporary-manifest names, so the OCR cache survives every rebuild, a model
+change and ``--full``; deleting it by hand is safe (pages are read again).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ _MARKER_TEXT = (
     "This folder is a tpd-qa index. tpd-qa only ever deletes what it created here:\n"
     "gen-<timestamp>-<pid>-<n> folders, their .partial staging folders and temporary\n"
     "manifest files. page-cache/ holds rendered pages and may be deleted at any time.\n"
+    "ocr-cache/ holds OCR readings of scanned pages; it is kept\n"
+    "across rebuilds and may be deleted by hand (pages are then read again).\n"
 )
 #: The folder in an index folder where rendered PDF pages are cached (never cleaned up by
 #: ``save``; safe to delete).
@@ -51,6 +59,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
             temporary.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` to disk."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -222,6 +222,7 @@ class Searcher:
             spans.append((chunk.start, chunk.end))
             document = state.docs[doc_number].document
             chosen.append(row)
+            confidence = document.ocr_confidence(chunk.start, chunk.end)
             passages.append(
                 Passage(
                     text=chunk.text,
@@ -232,6 +233,8 @@ class Searcher:
                     section=chunk.section,
                     start=chunk.start,
                     end=chunk.end,
+                    ocr=confidence is not None,
+                    ocr_confidence=confidence,
                 )
             )
             if len(passages) == k:

@@ -4,12 +4,15 @@ On disk an index is a directory::
 
     .tpd-qa-index          marker: this folder is ours (the rules are in ``folder``)
     manifest.json          the commit point: format, model, settings, documents, file checksums
-    gen-<id>/documents.jsonl   one document per line: source, title, kind, text, pages, headings
+    gen-<id>/documents.jsonl   one document per line: source, title, kind, text, pages, headings,
+                               page_ocr (per page: OCR confidence, or null for a text layer)
     gen-<id>/chunks.jsonl      one chunk per line: document row, start, end, page, section
     gen-<id>/vectors.npy       float32 (chunks x dimension), row i is chunk i
     gen-<id>/files.jsonl       size, times and inode of each hashed corpus file (skip re-hashing)
     gen-<id>/dense.faiss       FAISS graph index (only for large collections)
     gen-<id>/sparse/           BM25 matrices (.npy) and vocabulary (.json)
+    ocr-cache/<ab>/<hash>.json one OCR reading per page image; kept across generations,
+                               rebuilds and model changes (see ``tpd_qa.ingest.ocr``)
 
 A save writes a new generation directory, then atomically replaces ``manifest.json``;
 a crash at any moment leaves the previous manifest and generation intact.
@@ -45,6 +48,7 @@ from tpd_qa.index.folder import (
     MARKER,
     _atomic_write_text,
     _fsync_dir,
+    _fsync_tree,
     _remove_stale,
     check_folders,
     claim_index_dir,
@@ -390,6 +394,7 @@ def _document_record(stored: StoredDocument) -> dict[str, Any]:
         "text": doc.text,
         "page_starts": list(doc.page_starts),
         "headings": [[h.start, h.end, h.level, h.title] for h in doc.headings],
+        "page_ocr": list(doc.page_ocr),
         "first_row": stored.first_row,
         "chunks": stored.chunks,
         "indexed_at": stored.indexed_at,
@@ -406,6 +411,8 @@ def _document_from_record(record: dict[str, Any]) -> StoredDocument:
         sha256=record["sha256"],
         page_starts=tuple(record["page_starts"]),
         headings=tuple(Heading(*h) for h in record["headings"]),
+        # absent in indexes saved before OCR existed
+        page_ocr=tuple(None if c is None else float(c) for c in record.get("page_ocr", ())),
     )
     return StoredDocument(
         document,
@@ -474,15 +481,6 @@ def _verify_files(generation: Path, files: dict[str, Any]) -> None:
             raise IndexCorruptError(
                 f"index file {name} is damaged (checksum mismatch)", remedy="rebuild_full"
             )
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    for path in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        _fsync_dir(path)
 
 
 # ---------------------------------------------------------------------- debris

@@ -32,13 +32,14 @@ from tpd_qa.index.state import (
     embedding_text,
     now,
 )
-from tpd_qa.ingest import content_hash, discover, parse, read_file
+from tpd_qa.ingest import OcrOptions, content_hash, discover, parse, read_file
 from tpd_qa.records import BuildReport, Chunk, Document, FileOutcome
 from tpd_qa.sparse import SparseSettings
 
 __all__ = ["ProgressCallback", "Syncer", "make_chunker"]
 
-#: ``on_progress(stage, done, total)``; stage is "scanning" or "embedding".
+#: ``on_progress(stage, done, total)``; stage is "scanning", "ocr" (pages of one scanned
+#: document) or "embedding".
 ProgressCallback = Callable[[str, int, int], None]
 
 _EMBED_BATCH = 256
@@ -71,6 +72,15 @@ class Syncer:
     chunker: Callable[[], Chunker]
     progress: bool = False
     on_progress: ProgressCallback | None = None
+    #: How scanned pages are read (None: with Tesseract, no cache).
+    ocr: OcrOptions | None = None
+
+    def _ocr_options(self) -> OcrOptions:
+        options = self.ocr or OcrOptions()
+        progress = self.on_progress
+        if progress is None:
+            return options
+        return replace(options, on_page=lambda done, total: progress("ocr", done, total))
 
     def from_documents(self, documents: Iterable[Document]) -> IndexState:
         """A state of in-memory documents (sources and hashes unique; empty ones left out)."""
@@ -115,6 +125,7 @@ class Syncer:
         kept: list[StoredDocument] = []
         pending: _Pending = []
         chunker: Chunker | None = None
+        ocr_options = self._ocr_options()
         moved: set[str] = set()  # old names of renamed documents: not "removed"
         for sha in order:
             paths = groups[sha]
@@ -138,7 +149,7 @@ class Syncer:
                 report.outcomes.append(FileOutcome(source, status, reason, old.chunks))
                 continue
             try:
-                document = parse(read_file(path), source)
+                document = parse(read_file(path), source, ocr=ocr_options)
             except IngestError as exc:
                 report.outcomes.append(FileOutcome(source, "skipped", exc.reason))
                 continue
@@ -150,7 +161,8 @@ class Syncer:
             stored = StoredDocument(document, 0, len(chunks), now())
             stored.aliases = [s for _, s in paths if s != source]
             status = "changed" if source in previous_sources else "added"
-            report.outcomes.append(FileOutcome(source, status, "", len(chunks)))
+            reason = "; ".join(document.notes)  # e.g. scanned pages OCR could not read
+            report.outcomes.append(FileOutcome(source, status, reason, len(chunks)))
             pending.append((stored, chunks))
 
         present = {d.document.source for d in kept} | {s.document.source for s, _ in pending}

@@ -13,7 +13,9 @@ Every failure is reported as :class:`~tpd_qa.errors.IngestError` with a short re
 Modules, leaf first (imports point up this list only): ``formats`` (the one registry of
 supported formats), ``parsed`` (the parsers' result and shared text helpers), ``read``
 (reading files, decoding text), ``headings`` (line headings and titles), one module per
-format (``plaintext``, ``markdown``, ``pdf``, ``docx``, ``html``), ``parser`` (bytes to a
+format (``plaintext``, ``markdown``, ``pdf``, ``docx``, ``html``, ``image``; ``ocr`` reads
+scanned pages with Tesseract and caches them, ``pdfscan`` finds a PDF's scanned pages),
+``parser`` (bytes to a
 Document through the registry) and ``discovery`` (walking the corpus).
 """
 
@@ -28,6 +30,8 @@ from tpd_qa.ingest.formats import (
     format_for,
     sniff,
 )
+from tpd_qa.ingest.ocr import CACHE_DIR_NAME as OCR_CACHE_DIR_NAME
+from tpd_qa.ingest.ocr import OcrOptions
 from tpd_qa.ingest.parsed import MAX_TEXT_CHARS
 from tpd_qa.ingest.parser import load_document, parse
 from tpd_qa.ingest.read import DEFAULT_MAX_BYTES, content_hash, read_file
@@ -37,9 +41,11 @@ __all__ = [
     "EXTRACTION_VERSION",
     "FORMATS",
     "MAX_TEXT_CHARS",
+    "OCR_CACHE_DIR_NAME",
     "SUPPORTED_SUFFIXES",
     "Candidate",
     "Format",
+    "OcrOptions",
     "content_hash",
     "discover",
     "format_for",

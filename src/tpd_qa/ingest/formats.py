@@ -3,7 +3,8 @@
 This module is the leaf of :mod:`tpd_qa.ingest`: it imports nothing from the package, so
 discovery, the parsers and :mod:`tpd_qa.uploads` all read the same list. Adding a format
 means one :class:`Format` entry here and one module in this package that defines
-``parse(data: bytes, source: str) -> Parsed``.
+``parse(data: bytes, source: str) -> Parsed`` (formats that may need OCR, ``reads_scans``,
+also take ``ocr: OcrOptions | None``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = [
 EXTRACTION_VERSION: int = 2
 
 #: What :attr:`tpd_qa.records.Document.kind` says about a document.
-Kind = Literal["txt", "md", "pdf", "docx", "html"]
+Kind = Literal["txt", "md", "pdf", "docx", "html", "png", "jpeg", "tiff"]
 
 #: How far into a file a signature that allows leading junk (PDF) is looked for.
 _SIGNATURE_WINDOW: Final = 1024
@@ -65,6 +66,10 @@ class Signature:
 
 PDF_SIGNATURE: Final = Signature(b"%PDF-", "a PDF", anywhere_in_head=True)
 ZIP_SIGNATURE: Final = Signature(b"PK\x03\x04", "a zip archive (DOCX, XLSX...)")
+PNG_SIGNATURE: Final = Signature(b"\x89PNG\r\n\x1a\n", "a PNG image")
+JPEG_SIGNATURE: Final = Signature(b"\xff\xd8\xff", "a JPEG image")
+TIFF_SIGNATURE: Final = Signature(b"II*\x00", "a TIFF image")
+TIFF_BE_SIGNATURE: Final = Signature(b"MM\x00*", "a TIFF image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,14 @@ class Format:
     signature: Signature | None = None
     #: Zip-based formats: the member that every file of the format holds.
     zip_member: str | None = None
+    #: Further signatures of the same format (big-endian TIFF).
+    other_signatures: tuple[Signature, ...] = ()
+    #: Its pages may be scans: the parser takes ``ocr`` options (PDF, images).
+    reads_scans: bool = False
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        return () if self.signature is None else (self.signature, *self.other_signatures)
 
     @property
     def is_text(self) -> bool:
@@ -94,8 +107,19 @@ FORMATS: Final[tuple[Format, ...]] = (
     Format("txt", "plain text", (".txt",), "plaintext"),
     Format("md", "Markdown", (".md", ".markdown"), "markdown"),
     Format("html", "HTML", (".html", ".htm"), "html"),
-    Format("pdf", "PDF", (".pdf",), "pdf", PDF_SIGNATURE),
+    Format("pdf", "PDF", (".pdf",), "pdf", PDF_SIGNATURE, reads_scans=True),
     Format("docx", "Word .docx", (".docx",), "docx", ZIP_SIGNATURE, "word/document.xml"),
+    Format("png", "PNG image", (".png",), "image", PNG_SIGNATURE, reads_scans=True),
+    Format("jpeg", "JPEG image", (".jpg", ".jpeg"), "image", JPEG_SIGNATURE, reads_scans=True),
+    Format(
+        "tiff",
+        "TIFF image",
+        (".tif", ".tiff"),
+        "image",
+        TIFF_SIGNATURE,
+        other_signatures=(TIFF_BE_SIGNATURE,),
+        reads_scans=True,
+    ),
 )
 
 _BY_SUFFIX: Final[dict[str, Format]] = {s: f for f in FORMATS for s in f.suffixes}
@@ -109,10 +133,12 @@ FOREIGN_SIGNATURES: Final[tuple[Signature, ...]] = (
     PDF_SIGNATURE,
     ZIP_SIGNATURE,
     Signature(b"PK\x05\x06", "an empty zip archive"),
-    Signature(b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    PNG_SIGNATURE,
     Signature(b"GIF87a", "a GIF image"),
     Signature(b"GIF89a", "a GIF image"),
-    Signature(b"\xff\xd8\xff", "a JPEG image"),
+    JPEG_SIGNATURE,
+    TIFF_SIGNATURE,
+    TIFF_BE_SIGNATURE,
     Signature(b"\x7fELF", "a program"),
     Signature(b"MZ\x90\x00", "a Windows program"),
     Signature(b"\xca\xfe\xba\xbe", "a program"),
@@ -146,7 +172,7 @@ def sniff(data: bytes) -> str:
     ``binary:<what>`` for other non-text content, or ``text``.
     """
     for fmt in FORMATS:
-        if fmt.signature is None or not fmt.signature.found_in(data):
+        if not any(signature.found_in(data) for signature in fmt.signatures):
             continue
         if fmt.zip_member is None:
             return fmt.kind

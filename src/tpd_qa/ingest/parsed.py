@@ -30,6 +30,11 @@ class Parsed(NamedTuple):
     text: str
     headings: list[Heading]
     page_starts: tuple[int, ...] = ()
+    #: Per page: mean OCR confidence of a page read by OCR, None for a text layer
+    #: (empty when no page was read by OCR).
+    page_ocr: tuple[float | None, ...] = ()
+    #: Remarks for the build report (unreadable scanned pages, OCR off...).
+    notes: tuple[str, ...] = ()
 
 
 #: ``parse(data, source)`` of a format module; raises :class:`IngestError` for bad input.

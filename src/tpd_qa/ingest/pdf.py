@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest.formats import PDF_SIGNATURE
 from tpd_qa.ingest.headings import first_line_title, line_headings, title_from_name
+from tpd_qa.ingest.ocr import OcrOptions
 from tpd_qa.ingest.parsed import Parsed, check_length, collapse, short
+from tpd_qa.ingest.pdfscan import read_scanned_pages
 
 if TYPE_CHECKING:  # pragma: no cover
     import pypdfium2
@@ -157,7 +159,7 @@ def _page_texts(pdf: Any, source: str) -> list[str]:
     return texts
 
 
-def parse(data: bytes, source: str) -> Parsed:
+def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     pdf = open_pdf(data)
     try:
         if len(pdf) == 0:
@@ -170,8 +172,10 @@ def parse(data: bytes, source: str) -> Parsed:
             meta_title = None
     finally:
         pdf.close()
+    scans = read_scanned_pages(data, texts, ocr)  # OCR of pages without a text layer
+    texts = scans.texts
     if not any(t.strip() for t in texts):
-        raise IngestError("no text layer (scanned PDF? OCR it first)")
+        raise IngestError(scans.empty_reason or "no text layer (scanned PDF? OCR it first)")
 
     text = PAGE_SEPARATOR.join(texts)
     lengths = (len(t) + len(PAGE_SEPARATOR) for t in texts[:-1])
@@ -183,4 +187,4 @@ def parse(data: bytes, source: str) -> Parsed:
         or (headings[0].title if headings else None)
         or title_from_name(source)
     )
-    return Parsed(title, text, headings, page_starts)
+    return Parsed(title, text, headings, page_starts, scans.page_ocr, scans.notes)

@@ -340,7 +340,7 @@ def gradio_progress(progress: Any) -> Callable[[str, int, int], None]:
             progress(
                 (done, total),
                 desc=STAGE_NAMES.get(stage, stage),
-                unit="files" if stage == "scanning" else "passages",
+                unit={"scanning": "files", "ocr": "pages"}.get(stage, "passages"),
             )
 
     return report

@@ -35,7 +35,11 @@ log = logging.getLogger(__name__)
 #: How long a rebuild waits for another process's rebuild to release the index lock.
 REBUILD_LOCK_WAIT: Final = 2.0
 #: What each build stage is called in progress lines and bars.
-STAGE_NAMES: Final = {"scanning": "Reading files", "embedding": "Embedding passages"}
+STAGE_NAMES: Final = {
+    "scanning": "Reading files",
+    "ocr": "Reading scanned pages (OCR)",
+    "embedding": "Embedding passages",
+}
 #: A build progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
 

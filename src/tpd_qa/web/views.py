@@ -22,7 +22,7 @@ from html import escape
 
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.modes import MODE_LABELS
-from tpd_qa.records import BuildReport, DocumentInfo, Passage
+from tpd_qa.records import OCR_LABEL, BuildReport, DocumentInfo, Passage
 from tpd_qa.web.analysis import term_spans
 
 __all__ = [
@@ -150,6 +150,13 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
     if p.section:
         meta.append(f'<span class="tq-section">{isolate(p.section)}</span>')
     meta.append(f"<span>chars {int(p.start)}–{int(p.end)}</span>")
+    if p.ocr:
+        confidence = p.ocr_confidence
+        tip = f"Read by OCR (mean word confidence {confidence:.0f}/100)" if confidence else ""
+        meta.append(
+            f'<span class="tq-ocr" title="{escape(tip or "Read by OCR")}: check the page image">'
+            f"{escape(OCR_LABEL)}</span>"
+        )
     sim = ""
     if card.similarity is not None and math.isfinite(card.similarity):
         width = round(max(0.0, min(1.0, card.similarity)) * 100)
