@@ -260,7 +260,8 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the corpus files the index reads."""
-    import tpd_qa.index.sync as index_module
+    import tpd_qa.index.executor as executor_module  # parses
+    import tpd_qa.index.sync as index_module  # hashes
 
     seen: list[str] = []
     real = index_module.read_file
@@ -270,6 +271,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(path, **kwargs)
 
     monkeypatch.setattr(index_module, "read_file", spy)
+    monkeypatch.setattr(executor_module, "read_file", spy)
     return seen
 
 

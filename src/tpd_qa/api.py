@@ -20,6 +20,7 @@ from tpd_qa.index import (
     read_manifest,
     remove_debris,
 )
+from tpd_qa.index.cluster import RayExecutor
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.records import BuildReport, DocumentInfo, Passage
 
@@ -132,17 +133,28 @@ def build_index(
     progress: bool = False,
     on_progress: ProgressCallback | None = None,
     wait: float = 0.0,
+    ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
     Only new and changed documents are embedded; a different model or chunker, a
     damaged previous index, or ``full=True`` rebuilds everything (the report says why).
     Holds a lock so two rebuilds never interleave; ``wait`` is how long to wait for it.
+
+    ``ray`` (``"local"``, ``"auto"``, ``"ray://HOST:PORT"`` or ``"HOST:PORT"``) reads,
+    chunks and embeds the new and changed documents on a Ray cluster, with
+    ``ray_workers`` actors (default: one per CPU); needs ``pip install 'tpd-qa[ray]'``.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
     settings = IndexSettings(model=model or configured_model() or "default")
     exclude = [directory]
+    executor = (
+        RayExecutor(settings.model, settings.chunker, ray, workers=ray_workers, progress=progress)
+        if ray is not None
+        else None
+    )
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
     with index_lock(directory, wait=wait):
@@ -159,7 +171,12 @@ def build_index(
         if previous is None or reason or full:
             index = Index(settings=settings, embedder_factory=shared_embedder)
             report = index.update(
-                corpus, exclude=exclude, full=True, progress=progress, on_progress=on_progress
+                corpus,
+                exclude=exclude,
+                full=True,
+                progress=progress,
+                on_progress=on_progress,
+                executor=executor,
             )
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
@@ -167,7 +184,11 @@ def build_index(
         else:
             before = previous.fingerprint()
             report = previous.update(
-                corpus, exclude=exclude, progress=progress, on_progress=on_progress
+                corpus,
+                exclude=exclude,
+                progress=progress,
+                on_progress=on_progress,
+                executor=executor,
             )
             if previous.fingerprint() != before:
                 previous.save(directory)

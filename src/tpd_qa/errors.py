@@ -20,6 +20,7 @@ __all__ = [
     "QueryError",
     "ConfigError",
     "UploadError",
+    "ClusterError",
 ]
 
 
@@ -80,3 +81,7 @@ class ConfigError(TpdQaError):
 
 class UploadError(TpdQaError):
     """An uploaded file was refused."""
+
+
+class ClusterError(TpdQaError):
+    """The cluster the work was sent to (Ray) could not be reached or failed the run."""

@@ -5,6 +5,8 @@ pointing one way (``__init__`` -> ``store``, ``sync``, ``search`` -> ``state``):
 
     state    what an index holds: settings, stored documents, rows, vectors, file stats
     sync     state + corpus -> next state + BuildReport (scan, change set, vector reuse)
+    executor change set -> chunks + vectors, in this process (the default)
+    cluster  the same on a Ray cluster (an actor pool; ``ray`` imported only when used)
     search   state -> Searcher (dense + keyword search, fusion, filters, overlap removal)
     store    state <-> disk behind the IndexStore interface (generations, manifest, lock)
     folder   which folders may hold an index and what in them may be deleted
@@ -13,12 +15,14 @@ pointing one way (``__init__`` -> ``store``, ``sync``, ``search`` -> ``state``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tpd_qa.chunking import Chunker
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import IndexMismatchError, QueryError
+from tpd_qa.index.executor import Executor, ProgressCallback, make_chunker
 from tpd_qa.index.folder import MARKER, check_folders, claim_index_dir
 from tpd_qa.index.search import QueryVectors, Searcher
 from tpd_qa.index.state import (
@@ -35,7 +39,7 @@ from tpd_qa.index.store import (
     read_manifest,
     remove_debris,
 )
-from tpd_qa.index.sync import ProgressCallback, Syncer, make_chunker
+from tpd_qa.index.sync import Syncer
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.modes import MODES, normalise_mode
 from tpd_qa.query import Query, clean_question
@@ -47,6 +51,7 @@ __all__ = [
     "MAX_QUESTION_CHARS",
     "MODES",
     "DirectoryStore",
+    "Executor",
     "Index",
     "IndexSettings",
     "IndexState",
@@ -222,6 +227,7 @@ class Index:
         full: bool = False,
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
+        executor: Executor | None = None,
     ) -> BuildReport:
         """Bring the index up to date with ``corpus``: embed only new and changed documents.
 
@@ -229,9 +235,10 @@ class Index:
         the file was renamed; identical copies are indexed once and reported as duplicates.
         A file whose size, times and inode are as when it was last hashed is not read
         again (``full`` re-reads everything); chunks of a changed document whose text is
-        unchanged keep their vectors.
+        unchanged keep their vectors. ``executor`` reads, parses, chunks and embeds the
+        new and changed files (default: in this process; see :mod:`tpd_qa.index.cluster`).
         """
-        syncer = self._syncer(progress, on_progress)
+        syncer = replace(self._syncer(progress, on_progress), executor=executor)
         state, report = syncer.update(self._state, corpus, exclude=exclude, full=full)
         self._use(state)
         return report
