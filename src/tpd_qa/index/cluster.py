@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import socket
+import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,23 +139,26 @@ class RayExecutor:
         # Largest files first: neighbouring files, hence batches, are of like length.
         order = sorted(range(len(jobs)), key=lambda n: -_size(jobs[n]))
         items = [{"number": n, "job": pickle.dumps(jobs[n], _PICKLE)} for n in order]
-        dataset = ray.data.from_items(
-            items, override_num_blocks=max(1, math.ceil(len(items) / self.batch_size))
-        ).map_batches(
-            _DocumentWorker,
-            fn_constructor_kwargs={
-                "model": self.model,
-                "chunker": self.chunker,
-                "known": known,
-                "factory": self.embedder_factory,
-            },
-            batch_size=self.batch_size,
-            batch_format="numpy",
-            concurrency=workers,
-            num_cpus=1,
-            max_restarts=self.retries,
-            max_task_retries=self.retries,
-        )
+        blocks = max(1, math.ceil(len(items) / self.batch_size))
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing max_restarts / max_task_retries this way but
+            # offers no other place for them yet (removal is announced for Ray 2.64).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+                _DocumentWorker,
+                fn_constructor_kwargs={
+                    "model": self.model,
+                    "chunker": self.chunker,
+                    "known": known,
+                    "factory": self.embedder_factory,
+                },
+                batch_size=self.batch_size,
+                batch_format="numpy",
+                concurrency=min(workers, blocks),
+                num_cpus=1,
+                max_restarts=self.retries,
+                max_task_retries=self.retries,
+            )
         results: list[Prepared | None] = [None] * len(jobs)
         bar = progress_bar(len(jobs), self.progress, "Indexing on Ray", "doc")
         for done, row in enumerate(dataset.iter_rows(), start=1):
