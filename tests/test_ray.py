@@ -35,6 +35,10 @@ from tpd_qa.errors import ClusterError
 from tpd_qa.index import Index, IndexSettings
 from tpd_qa.index.cluster import RayExecutor
 
+# Starting Ray and its worker processes takes a while on a busy 2-core machine: in the
+# README's test command (which runs everything), not in the quick suite.
+pytestmark = pytest.mark.slow
+
 MODEL = "hash"
 QUESTIONS = ["semiconductor supply chain", "tokamak fusion Naka", "lunar surface Artemis"]
 
@@ -176,9 +180,7 @@ def pickled_by_value() -> Iterator[None]:
         cloudpickle.unregister_pickle_by_value(module)
 
 
-def test_killed_worker_is_retried(
-    big_corpus: Path, tmp_path: Path, pickled_by_value: None
-) -> None:
+def test_killed_worker_is_retried(big_corpus: Path, tmp_path: Path, pickled_by_value: None) -> None:
     index_dir, reference = tmp_path / "index", tmp_path / "reference"
     api.build_index(big_corpus, index_dir, model=MODEL)
     (big_corpus / "new.txt").write_text("Quantum research talent exchange.\n", encoding="utf-8")

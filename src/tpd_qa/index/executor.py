@@ -95,7 +95,7 @@ class Prepared:
 @dataclass(slots=True)
 class Work:
     """An executor's answer: one :class:`Prepared` per job (job order), how many chunk
-    texts it embedded, and the vectors' dimension (None when nothing was embedded)."""
+    texts it embedded, and the model's dimension (None only when there were no jobs)."""
 
     prepared: list[Prepared]
     embedded: int = 0
@@ -185,9 +185,9 @@ class LocalExecutor:
             return Work([])
         chunker = self.chunker()
         prepared = [prepare(job, chunker) for job in jobs]
+        embedder = self.embedder()  # loaded by the chunker already (it counts tokens)
         if not any(item.chunks for item in prepared):
-            return Work(prepared)
-        embedder = self.embedder()
+            return Work(prepared, 0, embedder.dimension)
         bar: Any = None
         done = 0
         todo = 0
