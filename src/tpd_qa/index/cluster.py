@@ -154,7 +154,7 @@ class RayExecutor:
                 },
                 batch_size=self.batch_size,
                 batch_format="numpy",
-                concurrency=min(workers, blocks),
+                compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)),
                 num_cpus=1,
                 max_restarts=self.retries,
                 max_task_retries=self.retries,
