@@ -260,7 +260,8 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the corpus files the index reads."""
-    import tpd_qa.index.sync as index_module
+    import tpd_qa.index.executor as executor_module  # parses
+    import tpd_qa.index.sync as index_module  # hashes
 
     seen: list[str] = []
     real = index_module.read_file
@@ -270,6 +271,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(path, **kwargs)
 
     monkeypatch.setattr(index_module, "read_file", spy)
+    monkeypatch.setattr(executor_module, "read_file", spy)
     return seen
 
 
@@ -584,3 +586,19 @@ def test_vectors_are_unit_length_and_match_chunk_rows(
     texts = [_embedding_text(titles[c.doc_id], c.section, c.text) for c in chunks]
     assert np.allclose(HashEmbedder(64).embed_batch(texts), vectors, atol=1e-6)
     assert os.path.getsize(directory / "manifest.json") > 0
+
+
+def test_an_index_of_only_skipped_files_can_be_updated(tmp_path: Path) -> None:
+    """No document, but the model was loaded to chunk: its dimension is recorded, so the
+    next update (a readable file added) loads it instead of failing on a dimension of 0."""
+    from tpd_qa import api
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not a pdf")
+    report = api.build_index(corpus, tmp_path / "index", model="hash")
+    assert report.documents == 0
+    (corpus / "note.txt").write_text("Tokamak fusion research in Naka.\n", encoding="utf-8")
+    report = api.build_index(corpus, tmp_path / "index", model="hash")
+    assert report.documents == 1 and "unusable" not in report.full_reason
+    assert Index.load(tmp_path / "index").search("tokamak", 1)[0].source == "note.txt"

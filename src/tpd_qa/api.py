@@ -27,6 +27,7 @@ from tpd_qa.index import (
     read_manifest,
     remove_debris,
 )
+from tpd_qa.index.cluster import RayExecutor
 from tpd_qa.ingest import OCR_CACHE_DIR_NAME, OcrOptions
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.pages import DEFAULT_SCALE, Box, PageCache, PageImage, render, source_path
@@ -149,6 +150,8 @@ def build_index(
     backend: str | None = None,
     milvus_uri: str | None = None,
     ocr: bool = True,
+    ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
@@ -161,11 +164,20 @@ def build_index(
 
     Scanned PDF pages and images are read by OCR (Tesseract), each page once: readings
     are cached in ``<index_dir>/ocr-cache``; ``ocr=False`` skips scanned files instead.
+
+    ``ray`` (``"local"``, ``"auto"``, ``"ray://HOST:PORT"`` or ``"HOST:PORT"``) reads,
+    chunks and embeds the new and changed documents on a Ray cluster, with
+    ``ray_workers`` actors (default: one per CPU); needs ``pip install 'tpd-qa[ray]'``.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
     settings = IndexSettings(model=model or configured_model() or "default")
     exclude = [directory]
+    executor = (
+        RayExecutor(settings.model, settings.chunker, ray, workers=ray_workers, progress=progress)
+        if ray is not None
+        else None
+    )
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
     store = open_store(directory, backend=backend, uri=milvus_uri)
@@ -190,6 +202,7 @@ def build_index(
                 progress=progress,
                 on_progress=on_progress,
                 ocr=options,
+                executor=executor,
             )
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
@@ -197,7 +210,12 @@ def build_index(
         else:
             before = previous.fingerprint()
             report = previous.update(
-                corpus, exclude=exclude, progress=progress, on_progress=on_progress, ocr=options
+                corpus,
+                exclude=exclude,
+                progress=progress,
+                on_progress=on_progress,
+                ocr=options,
+                executor=executor,
             )
             if previous.fingerprint() != before or not _same_store(store, directory):
                 previous.save_to(store)

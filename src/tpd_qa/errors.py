@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "UploadError",
     "SourceError",
+    "ClusterError",
 ]
 
 
@@ -94,3 +95,7 @@ class SourceError(TpdQaError):
     def __init__(self, message: str, reason: Literal["missing", "changed", "outside"]) -> None:
         super().__init__(message)
         self.reason: Literal["missing", "changed", "outside"] = reason
+
+
+class ClusterError(TpdQaError):
+    """The cluster the work was sent to (Ray) could not be reached or failed the run."""

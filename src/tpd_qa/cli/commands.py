@@ -73,6 +73,8 @@ def _index(args: argparse.Namespace) -> int:
     corpus = args.corpus or api.default_corpus_dir()
     index_dir = args.index or api.default_index_dir()
     progress = not args.quiet and sys.stderr.isatty()
+    if args.ray_workers is not None and args.ray is None:
+        raise ConfigError("--ray-workers needs --ray")
     report = api.build_index(
         corpus,
         index_dir,
@@ -81,6 +83,8 @@ def _index(args: argparse.Namespace) -> int:
         backend=args.backend,
         milvus_uri=args.milvus_uri,
         ocr=args.ocr,
+        ray=args.ray,
+        ray_workers=args.ray_workers,
     )
     if args.json:
         write_json(report_dict(report), ascii_only=True)

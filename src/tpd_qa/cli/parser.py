@@ -8,8 +8,9 @@ from typing import NoReturn
 
 from tpd_qa.cli.evaluate import add_eval_arguments
 from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE, WATCH_HELP
-from tpd_qa.errors import QueryError
+from tpd_qa.errors import ConfigError, QueryError
 from tpd_qa.export import EXPORT_FORMATS
+from tpd_qa.index.cluster import check_address
 from tpd_qa.limits import DEFAULT_K
 from tpd_qa.modes import BACKENDS, MODE_ALIASES, MODES, Mode, normalise_mode
 from tpd_qa.query import check_k
@@ -41,6 +42,24 @@ def _offset(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {number}")
+    return number
+
+
+def _ray_address(value: str) -> str:
+    """``--ray``: an address form Ray accepts, checked before any work starts."""
+    try:
+        return check_address(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return number
 
 
@@ -96,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URI",
         help="Milvus server (http://host:19530) or Milvus Lite file (*.db) for --backend milvus "
         "(default: $TPD_QA_MILVUS_URI)",
+    )
+    index.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        type=_ray_address,
+        metavar="ADDRESS",
+        help="read, chunk and embed new and changed documents on Ray: local (default; "
+        "starts Ray on this machine), auto (the cluster this machine joined), "
+        "ray://HOST:PORT or HOST:PORT; needs pip install 'tpd-qa[ray]'",
+    )
+    index.add_argument(
+        "--ray-workers",
+        type=_positive,
+        metavar="N",
+        help="Ray actors, each with its own model (default: one per CPU of the cluster)",
     )
 
     ask = commands.add_parser(

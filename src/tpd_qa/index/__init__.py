@@ -5,6 +5,8 @@ pointing one way (``__init__`` -> ``store``, ``sync``, ``search`` -> ``state``):
 
     state    what an index holds: settings, stored documents, rows, vectors, file stats
     sync     state + corpus -> next state + BuildReport (scan, change set, vector reuse)
+    executor change set -> chunks + vectors, in this process (the default)
+    cluster  the same on a Ray cluster (an actor pool; ``ray`` imported only when used)
     search   state -> Searcher (dense + keyword search, fusion, filters, overlap removal)
     store    state <-> disk behind the IndexStore interface (generations, manifest, lock)
     milvus   the Milvus backend: a store and a candidate source (pymilvus loaded lazily)
@@ -14,6 +16,7 @@ pointing one way (``__init__`` -> ``store``, ``sync``, ``search`` -> ``state``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from tpd_qa.errors import (
     IndexNotFoundError,
     QueryError,
 )
+from tpd_qa.index.executor import Executor, ProgressCallback, make_chunker
 from tpd_qa.index.folder import MARKER, PAGE_CACHE, check_folders, claim_index_dir
 from tpd_qa.index.milvus import MilvusStore, milvus_uri
 from tpd_qa.index.search import QueryVectors, Searcher
@@ -43,7 +47,7 @@ from tpd_qa.index.store import (
     read_manifest,
     remove_debris,
 )
-from tpd_qa.index.sync import ProgressCallback, Syncer, make_chunker
+from tpd_qa.index.sync import Syncer
 from tpd_qa.ingest import OcrOptions
 from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.modes import BACKENDS, MODES, Backend, normalise_mode
@@ -58,6 +62,7 @@ __all__ = [
     "MODES",
     "PAGE_CACHE",
     "DirectoryStore",
+    "Executor",
     "Index",
     "IndexSettings",
     "IndexState",
@@ -244,6 +249,7 @@ class Index:
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
         ocr: OcrOptions | None = None,
+        executor: Executor | None = None,
     ) -> BuildReport:
         """Bring the index up to date with ``corpus``: embed only new and changed documents.
 
@@ -253,8 +259,10 @@ class Index:
         again (``full`` re-reads everything); chunks of a changed document whose text is
         unchanged keep their vectors. ``ocr`` says how scanned pages are read (default:
         Tesseract without a cache; ``OcrOptions(enabled=False)`` skips them).
+        ``executor`` reads, parses, chunks and embeds the new and changed files (default:
+        in this process; see :mod:`tpd_qa.index.cluster`).
         """
-        syncer = self._syncer(progress, on_progress, ocr)
+        syncer = replace(self._syncer(progress, on_progress, ocr), executor=executor)
         state, report = syncer.update(self._state, corpus, exclude=exclude, full=full)
         self._use(state)
         return report

@@ -7,65 +7,64 @@ its vector) and lays out the next state's rows.
 
 The embedder and chunker are handed in as zero-argument functions, called only when
 there is something to chunk or embed: an update that changes nothing loads no model.
+Reading, parsing, chunking and embedding the new and changed files is the work of an
+:class:`~tpd_qa.index.executor.Executor` (in this process by default, or on a Ray
+cluster); the change set, the stat cache and the next state are decided here either way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tpd_qa.chunking import Chunker, ChunkerSettings
+from tpd_qa.chunking import Chunker
 from tpd_qa.embedding import Embedder
 from tpd_qa.errors import IngestError
+from tpd_qa.index.executor import (
+    Executor,
+    Job,
+    LocalExecutor,
+    Prepared,
+    ProgressCallback,
+    Work,
+    embed_prepared,
+    make_chunker,
+    progress_bar,
+    text_key,
+)
 from tpd_qa.index.state import (
     FileStat,
     IndexState,
     StoredDocument,
     displayable,
-    embedding_text,
     now,
 )
-from tpd_qa.ingest import OcrOptions, content_hash, discover, parse, read_file
+from tpd_qa.ingest import OcrOptions, content_hash, discover, read_file
 from tpd_qa.records import BuildReport, Chunk, Document, FileOutcome
 from tpd_qa.sparse import SparseSettings
 
 __all__ = ["ProgressCallback", "Syncer", "make_chunker"]
 
-#: ``on_progress(stage, done, total)``; stage is "scanning", "ocr" (pages of one scanned
-#: document) or "embedding".
-ProgressCallback = Callable[[str, int, int], None]
 
-_EMBED_BATCH = 256
 # A file modified this close to (or after) the scan that hashed it is hashed again next
 # time: a later write within the file system's timestamp granularity could keep its stat.
 _RACY_NS = 2_000_000_000
-# Chunks stay this many tokens under the model's window (room for special tokens).
-_WINDOW_MARGIN = 32
-
-_Pending = list[tuple[StoredDocument, list[Chunk]]]
+_Pending = list[tuple[StoredDocument, Prepared]]
 _Groups = dict[str, list[tuple[Path, str]]]
-
-
-def make_chunker(settings: ChunkerSettings, embedder: Embedder) -> Chunker:
-    """A chunker whose chunks fit ``embedder``'s window, counting tokens its way."""
-    limit = embedder.max_tokens - _WINDOW_MARGIN
-    if settings.max_tokens > limit:
-        settings = replace(
-            settings, max_tokens=limit, target_tokens=min(settings.target_tokens, limit)
-        )
-    return Chunker(settings, embedder.count_tokens)
 
 
 @dataclass(frozen=True, slots=True)
 class Syncer:
-    """Computes next states; ``embedder`` and ``chunker`` are created on first call."""
+    """Computes next states; ``embedder`` and ``chunker`` are created on first call.
+
+    ``executor`` does the reading, parsing, chunking and embedding of new and changed
+    files; None means a :class:`LocalExecutor` over ``embedder`` and ``chunker``.
+    """
 
     sparse: SparseSettings
     embedder: Callable[[], Embedder]
@@ -74,6 +73,7 @@ class Syncer:
     on_progress: ProgressCallback | None = None
     #: How scanned pages are read (None: with Tesseract, no cache).
     ocr: OcrOptions | None = None
+    executor: Executor | None = None
 
     def _ocr_options(self) -> OcrOptions:
         options = self.ocr or OcrOptions()
@@ -85,7 +85,8 @@ class Syncer:
     def from_documents(self, documents: Iterable[Document]) -> IndexState:
         """A state of in-memory documents (sources and hashes unique; empty ones left out)."""
         chunker = self.chunker()
-        pending: _Pending = []
+        prepared: list[Prepared] = []
+        documents_kept: list[Document] = []
         seen: set[str] = set()
         for document in documents:
             for key in (f"source:{document.source}", f"sha256:{document.sha256}"):
@@ -94,10 +95,30 @@ class Syncer:
                 seen.add(key)
             chunks = chunker.chunk(document)
             if chunks:
-                pending.append((StoredDocument(document, 0, len(chunks), now()), chunks))
-        empty = IndexState(dimension=self.embedder().dimension)
-        vectors, _ = self._embed(empty, pending)
-        return self._assemble(empty, [], pending, vectors)
+                documents_kept.append(document)
+                prepared.append(Prepared(document.source, document, chunks))
+        embedder = self.embedder()
+        empty = IndexState(dimension=embedder.dimension)
+        bar = progress_bar(0, self.progress, "Embedding", "chunk")
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if self.on_progress:
+                self.on_progress("embedding", done, bar.total)
+
+        def start(count: int) -> None:
+            bar.total = count
+
+        embed_prepared(embedder, prepared, (), on_batch=advance, total=start)
+        bar.close()
+        pending = [
+            (StoredDocument(document, 0, len(item.chunks), now()), item)
+            for document, item in zip(documents_kept, prepared, strict=True)
+        ]
+        return self._assemble(empty, [], pending)
 
     def update(
         self,
@@ -123,9 +144,8 @@ class Syncer:
 
         groups, order, stats = self._scan(state, corpus, exclude, report, full=full)
         kept: list[StoredDocument] = []
-        pending: _Pending = []
-        chunker: Chunker | None = None
         ocr_options = self._ocr_options()
+        jobs: list[tuple[Job, list[str]]] = []  # with the paths of identical copies
         moved: set[str] = set()  # old names of renamed documents: not "removed"
         for sha in order:
             paths = groups[sha]
@@ -137,33 +157,44 @@ class Syncer:
                         FileOutcome(source, "duplicate", f"same content as {primary[1]}")
                     )
             path, source = primary
-            if old is not None:
-                status = "unchanged" if source == old.document.source else "renamed"
-                reason = "" if status == "unchanged" else f"was {old.document.source}"
-                if status == "renamed":
-                    moved.add(old.document.source)
-                document = replace(old.document, source=source)
-                stored = StoredDocument(document, 0, old.chunks, old.indexed_at)
-                stored.aliases = [s for _, s in paths if s != source]
-                kept.append(stored)
-                report.outcomes.append(FileOutcome(source, status, reason, old.chunks))
+            aliases = [s for _, s in paths if s != source]
+            if old is None:
+                jobs.append((Job(path, source, ocr_options), aliases))
                 continue
-            try:
-                document = parse(read_file(path), source, ocr=ocr_options)
-            except IngestError as exc:
-                report.outcomes.append(FileOutcome(source, "skipped", exc.reason))
+            status = "unchanged" if source == old.document.source else "renamed"
+            reason = "" if status == "unchanged" else f"was {old.document.source}"
+            if status == "renamed":
+                moved.add(old.document.source)
+            document = replace(old.document, source=source)
+            stored = StoredDocument(document, 0, old.chunks, old.indexed_at)
+            stored.aliases = aliases
+            kept.append(stored)
+            report.outcomes.append(FileOutcome(source, status, reason, old.chunks))
+
+        # Vectors of the previous versions of the files being read again can be reused
+        # for any chunk whose embedding text has not changed.
+        reusable = (
+            _rows_by_text(state, {job.source for job, _ in jobs})
+            if not full and len(state.vectors)
+            else {}
+        )
+        work = self._work([job for job, _ in jobs], reusable)
+        pending: _Pending = []
+        for (job, aliases), item in zip(jobs, work.prepared, strict=True):
+            if item.document is None:
+                report.outcomes.append(FileOutcome(job.source, "skipped", item.reason))
                 continue
-            chunker = chunker or self.chunker()
-            chunks = chunker.chunk(document)
-            if not chunks:
-                report.outcomes.append(FileOutcome(source, "skipped", "no text to index"))
-                continue
-            stored = StoredDocument(document, 0, len(chunks), now())
-            stored.aliases = [s for _, s in paths if s != source]
-            status = "changed" if source in previous_sources else "added"
-            reason = "; ".join(document.notes)  # e.g. scanned pages OCR could not read
-            report.outcomes.append(FileOutcome(source, status, reason, len(chunks)))
-            pending.append((stored, chunks))
+            assert item.vectors is not None
+            for number, text in enumerate(item.texts()):
+                row = reusable.get(text_key(text))
+                if row is not None:
+                    item.vectors[number] = state.vectors[row]
+            stored = StoredDocument(item.document, 0, len(item.chunks), now())
+            stored.aliases = aliases
+            status = "changed" if job.source in previous_sources else "added"
+            reason = "; ".join(item.document.notes)  # e.g. scanned pages OCR could not read
+            report.outcomes.append(FileOutcome(job.source, status, reason, len(item.chunks)))
+            pending.append((stored, item))
 
         present = {d.document.source for d in kept} | {s.document.source for s, _ in pending}
         present |= {o.source for o in report.outcomes} | moved
@@ -171,17 +202,25 @@ class Syncer:
             if source not in present:
                 report.outcomes.append(FileOutcome(source, "removed"))
 
-        if chunker is not None and state.dimension is None:  # the model is loaded anyway
-            state = replace(state, dimension=self.embedder().dimension)
-        vectors, embedded = self._embed(state, pending, reuse=not full)
-        following = self._assemble(state, kept, pending, vectors)
+        if state.dimension is None and work.dimension is not None:
+            state = replace(state, dimension=work.dimension)
+        following = self._assemble(state, kept, pending)
         following.file_stats = stats
         report.documents = len(following.docs)
         report.chunks = len(following.chunks)
-        report.embedded_chunks = embedded
+        report.embedded_chunks = work.embedded
         report.outcomes.sort(key=lambda o: (o.source, o.status))
         report.seconds = time.perf_counter() - started
         return following, report
+
+    def _work(self, jobs: Sequence[Job], reusable: dict[bytes, int]) -> Work:
+        executor = self.executor or LocalExecutor(
+            self.embedder, self.chunker, self.progress, self.on_progress
+        )
+        work = executor.run(jobs, reusable.keys())
+        if len(work.prepared) != len(jobs):  # an executor's bug, not the user's
+            raise RuntimeError(f"executor returned {len(work.prepared)} of {len(jobs)} jobs")
+        return work
 
     def _scan(
         self,
@@ -231,61 +270,21 @@ class Syncer:
             groups[sha].append((candidate.path, source))
         return groups, order, stats
 
-    def _embed(
-        self, state: IndexState, pending: _Pending, *, reuse: bool = False
-    ) -> tuple[np.ndarray, int]:
-        """Vectors for every pending chunk, and how many of them had to be embedded.
-
-        A chunk whose embedding text is already in ``state`` (an unchanged paragraph of
-        an edited document) takes the stored vector instead of being embedded again.
-        """
-        texts = [
-            embedding_text(stored.document.title, chunk.section, chunk.text)
-            for stored, chunks in pending
-            for chunk in chunks
-        ]
-        if not texts:
-            return np.zeros((0, state.dimension or 0), dtype=np.float32), 0
-        embedder = self.embedder()
-        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        edited = {stored.document.source for stored, _ in pending}
-        stored_rows = _rows_by_text(state, edited) if reuse and len(state.vectors) else {}
-        todo: list[int] = []
-        for number, text in enumerate(texts):
-            row = stored_rows.get(_text_key(text))
-            if row is None:
-                todo.append(number)
-            else:
-                out[number] = state.vectors[row]
-        bar = _progress_bar(len(todo), self.progress)
-        # Longest first across the whole call, not per batch: batches of like lengths
-        # waste little compute on padding.
-        order = sorted(todo, key=lambda number: -len(texts[number]))
-        for start in range(0, len(order), _EMBED_BATCH):
-            rows = order[start : start + _EMBED_BATCH]
-            out[rows] = embedder.embed_batch([texts[row] for row in rows])
-            bar.update(len(rows))
-            if self.on_progress:
-                self.on_progress("embedding", start + len(rows), len(order))
-        bar.close()
-        return out, len(todo)
-
     def _assemble(
         self,
         state: IndexState,
         kept: list[StoredDocument],
         pending: _Pending,
-        new_vectors: np.ndarray,
     ) -> IndexState:
         """Documents in source order with contiguous chunk rows, searchable."""
         old_rows = {d.document.sha256: d.first_row for d in state.docs}
         fresh: dict[str, tuple[list[Chunk], np.ndarray]] = {}
-        offset = 0
-        for stored, chunks in pending:
-            fresh[stored.document.sha256] = (chunks, new_vectors[offset : offset + len(chunks)])
-            offset += len(chunks)
+        dimension = state.dimension
+        for stored, item in pending:
+            assert item.vectors is not None
+            fresh[stored.document.sha256] = (item.chunks, item.vectors)
+            dimension = item.vectors.shape[1]
         docs = sorted(kept + [s for s, _ in pending], key=lambda d: d.document.source)
-        dimension = new_vectors.shape[1] if len(new_vectors) else state.dimension
         if (
             state.searchable
             and not pending
@@ -336,18 +335,8 @@ def _primary(paths: list[tuple[Path, str]], old: StoredDocument | None) -> tuple
 def _rows_by_text(state: IndexState, sources: set[str]) -> dict[bytes, int]:
     """Rows of the stored chunks of ``sources``, keyed by a digest of their embedding text."""
     return {
-        _text_key(state.keyword_text(row)): row
+        text_key(state.keyword_text(row)): row
         for stored in state.docs
         if stored.document.source in sources
         for row in stored.rows
     }
-
-
-def _text_key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="Embedding", unit="chunk", disable=not enabled, leave=False)

@@ -1,0 +1,151 @@
+"""Indexing throughput on Ray (1 and 2 workers) vs the single-process path, same machine.
+
+    PYTHONPATH=src .venv/bin/python bench/bench_ray.py [--docs 300] [--workers 1,2]
+
+``--docs`` SciFact abstracts are written as .txt files to a temporary folder and indexed
+from scratch with the real bundled model (``build_index(..., full=True)``), once per set-up:
+
+* ``single``: the default in-process path (torch with its default threads);
+* ``single-1thread``: the same with ``torch.set_num_threads(1)``: what one Ray actor
+  (one CPU, ``OMP_NUM_THREADS=1``) has to work with, so ``ray-1 - single-1thread`` is
+  Ray's own cost;
+* ``ray-N``: the Ray pipeline with N actors on a local Ray instance started once
+  (its start-up time is reported apart; each run includes loading the model in every
+  actor, as a real run does).
+
+Prints documents/s and chunks/s per set-up, the overhead per document, and a projection
+for M machines (a model fitted to the measured runs, not a measurement). Writes
+bench/results/ray.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import SCIFACT, write_results
+
+from tpd_qa import api
+
+
+def _write_corpus(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines):
+            if number >= count:
+                break
+            row = json.loads(line)
+            (folder / f"{row['_id']}.txt").write_text(
+                f"{row['title']}\n\n{row['text']}\n", encoding="utf-8"
+            )
+
+
+def _run(corpus: Path, work: Path, name: str, **options: Any) -> dict[str, Any]:
+    index_dir = work / f"index-{name}"
+    started = time.perf_counter()
+    report = api.build_index(corpus, index_dir, full=True, **options)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(index_dir)
+    result = {
+        "setup": name,
+        "seconds": round(seconds, 2),
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "docs_per_s": round(report.documents / seconds, 2),
+        "chunks_per_s": round(report.chunks / seconds, 2),
+    }
+    print(
+        f"{name:>15}: {seconds:7.1f} s  {result['docs_per_s']:6.1f} docs/s  "
+        f"{result['chunks_per_s']:6.1f} chunks/s",
+        flush=True,
+    )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--workers", default="1,2", help="comma-separated actor counts")
+    parser.add_argument("--machines", default="1,2,4,8,16,64", help="projection points")
+    args = parser.parse_args()
+    workers = [int(w) for w in args.workers.split(",")]
+
+    import ray
+    import torch
+
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+        work = Path(tmp)
+        corpus = work / "corpus"
+        _write_corpus(corpus, args.docs)
+        print(f"{args.docs} SciFact abstracts, real model; command: {' '.join(sys.argv)}")
+        _write_corpus(work / "warm-corpus", 5)
+        api.build_index(work / "warm-corpus", work / "warm", full=True)  # model files cached
+        shutil.rmtree(work / "warm")
+        runs.append(_run(corpus, work, "single"))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        runs.append(_run(corpus, work, "single-1thread"))
+        torch.set_num_threads(threads)
+
+        started = time.perf_counter()
+        ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False)
+        startup = time.perf_counter() - started
+        print(f"{'ray start':>15}: {startup:7.1f} s (once per run of tpd-qa index --ray local)")
+        try:
+            for count in workers:
+                runs.append(_run(corpus, work, f"ray-{count}", ray="local", ray_workers=count))
+        finally:
+            ray.shutdown()
+
+    by_name = {run["setup"]: run for run in runs}
+    documents = by_name["single"]["documents"]
+    overhead = (by_name["ray-1"]["seconds"] - by_name["single-1thread"]["seconds"]) / documents
+    print(f"Ray overhead per document (ray-1 - single-1thread): {overhead * 1000:.1f} ms")
+    projection: dict[str, Any] = {}
+    if "ray-1" in by_name and "ray-2" in by_name:
+        # T(w) = serial + parallel / w, fitted to the 1- and 2-worker runs.
+        t1, t2 = by_name["ray-1"]["seconds"], by_name["ray-2"]["seconds"]
+        parallel = max(0.0, 2 * (t1 - t2))
+        serial = max(0.0, t1 - parallel)
+        per_doc_parallel = parallel / documents
+        per_doc_serial = serial / documents
+        cores = max(workers)
+        print(
+            "PROJECTION (not measured): T(w workers) = serial + parallel / w, fitted to ray-1 "
+            f"and ray-2: serial {per_doc_serial * 1000:.1f} ms/doc, parallel "
+            f"{per_doc_parallel * 1000:.1f} ms/doc; machines of {cores} cores each:"
+        )
+        for machines in [int(m) for m in args.machines.split(",")]:
+            w = machines * cores
+            per_doc = per_doc_serial + per_doc_parallel / w
+            rate = 1 / per_doc if per_doc else float("inf")
+            projection[str(machines)] = round(rate, 1)
+            print(f"  {machines:>3} machines ({w:>3} workers): ~{rate:7.1f} docs/s projected")
+        projection["model"] = {
+            "serial_ms_per_doc": round(per_doc_serial * 1000, 2),
+            "parallel_ms_per_doc": round(per_doc_parallel * 1000, 2),
+            "cores_per_machine": cores,
+        }
+    write_results(
+        "ray",
+        {
+            "command": " ".join(sys.argv),
+            "docs": args.docs,
+            "ray_startup_s": round(startup, 2),
+            "runs": runs,
+            "overhead_ms_per_doc": round(overhead * 1000, 2),
+            "projection_docs_per_s": projection,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

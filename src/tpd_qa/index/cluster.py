@@ -1,0 +1,269 @@
+"""Reading, parsing, chunking and embedding on a Ray cluster (``tpd-qa index --ray``).
+
+:class:`RayExecutor` is an :class:`~tpd_qa.index.executor.Executor`: the change set goes
+through a Ray Data pipeline (``from_items`` -> ``map_batches`` over an actor pool), each
+actor loading the model once and then reading, parsing, chunking and embedding whole
+batches of files. Files are sorted by size before they are cut into batches, and the
+chunks of a batch are embedded longest first, so batches hold texts of like lengths.
+What to read and what the next state is stays the single-machine logic of
+:mod:`tpd_qa.index.sync`; only this work moves.
+
+``ray`` is an optional dependency (``pip install 'tpd-qa[ray]'``), imported only when a
+pipeline runs. Every file must be readable at the same path on every node (a shared
+file system), and tpd_qa must be installed there, as on the driver.
+
+Faults: an actor that dies (a killed process, a lost node) is restarted and its batch
+retried up to ``retries`` times by Ray; past that, or on any other failure, the run
+raises :class:`~tpd_qa.errors.ClusterError` (one line) before anything is written, so
+the previous index stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import socket
+import warnings
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from tpd_qa.chunking import ChunkerSettings
+from tpd_qa.embedding import Embedder, make_embedder
+from tpd_qa.errors import ClusterError, ConfigError
+from tpd_qa.index.executor import (
+    Job,
+    Prepared,
+    ProgressCallback,
+    Work,
+    embed_prepared,
+    make_chunker,
+    prepare,
+    progress_bar,
+    text_key,
+)
+
+__all__ = ["RayExecutor", "check_address"]
+
+log = logging.getLogger(__name__)
+
+#: Documents per batch handed to an actor (a batch is read, chunked and embedded at once).
+DEFAULT_BATCH = 32
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is a form Ray accepts here: ``local``, ``auto``,
+    ``ray://host:port`` or ``host:port``; else a ConfigError."""
+    address = address.strip()
+    if address in ("local", "auto"):
+        return address
+    host, port = _host_port(address)
+    if not host or port is None:
+        raise ConfigError(
+            f"--ray {address!r} is not an address: use local, auto, ray://HOST:PORT or HOST:PORT"
+        )
+    return address
+
+
+def _host_port(address: str) -> tuple[str, int | None]:
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        return parts.hostname or "", parts.port
+    except ValueError:
+        return "", None
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """Runs the work of an update as a Ray Data pipeline.
+
+    ``address``: ``local`` starts a Ray instance on this machine for the run, ``auto``
+    joins the cluster this machine belongs to (``ray start``), ``ray://HOST:PORT`` goes
+    through Ray Client, ``HOST:PORT`` joins a head node's GCS. If this process is
+    already connected to Ray (``ray.init`` was called), that connection is used.
+    ``workers`` is the number of actors (default: one per CPU of the cluster).
+    """
+
+    model: str
+    chunker: ChunkerSettings
+    address: str = "local"
+    workers: int | None = None
+    batch_size: int = DEFAULT_BATCH
+    retries: int = 3
+    connect_timeout: float = 10.0
+    embedder_factory: Callable[[str], Embedder] = make_embedder
+    progress: bool = False
+    on_progress: ProgressCallback | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", check_address(self.address))
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"Ray workers must be at least 1, got {self.workers}")
+        if self.batch_size < 1:
+            raise ConfigError(f"Ray batch size must be at least 1, got {self.batch_size}")
+
+    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+        if not jobs:
+            return Work([])
+        ray = _import_ray()
+        with _connected(ray, self.address, self.connect_timeout, self.workers):
+            try:
+                prepared = self._pipeline(ray, jobs, frozenset(known))
+            except (ClusterError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                raise ClusterError(
+                    f"the Ray indexing pipeline failed ({_short(exc)}); "
+                    "the previous index is unchanged"
+                ) from exc
+        embedded = sum(text_key(text) not in known for item in prepared for text in item.texts())
+        dimension = next(
+            (item.vectors.shape[1] for item in prepared if item.vectors is not None), None
+        )
+        return Work(prepared, embedded, dimension)
+
+    def _pipeline(self, ray: Any, jobs: Sequence[Job], known: frozenset[bytes]) -> list[Prepared]:
+        from ray.data import DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Largest files first: neighbouring files, hence batches, are of like length.
+        order = sorted(range(len(jobs)), key=lambda n: -_size(jobs[n]))
+        items = [{"number": n, "job": pickle.dumps(jobs[n], _PICKLE)} for n in order]
+        blocks = max(1, math.ceil(len(items) / self.batch_size))
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing max_restarts / max_task_retries this way but
+            # offers no other place for them yet (removal is announced for Ray 2.64).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+                _DocumentWorker,
+                fn_constructor_kwargs={
+                    "model": self.model,
+                    "chunker": self.chunker,
+                    "known": known,
+                    "factory": self.embedder_factory,
+                },
+                batch_size=self.batch_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)),
+                num_cpus=1,
+                max_restarts=self.retries,
+                max_task_retries=self.retries,
+            )
+        results: list[Prepared | None] = [None] * len(jobs)
+        bar = progress_bar(len(jobs), self.progress, "Indexing on Ray", "doc")
+        for done, row in enumerate(dataset.iter_rows(), start=1):
+            results[int(row["number"])] = pickle.loads(row["result"])
+            bar.update(1)
+            if self.on_progress:
+                self.on_progress("embedding", done, len(jobs))
+        bar.close()
+        missing = [jobs[n].source for n, item in enumerate(results) if item is None]
+        if missing:
+            raise ClusterError(f"the Ray pipeline returned no result for {missing[0]}")
+        return [item for item in results if item is not None]
+
+
+class _DocumentWorker:
+    """One actor of the pool: loads the model once, then reads, chunks and embeds batches."""
+
+    def __init__(
+        self,
+        model: str,
+        chunker: ChunkerSettings,
+        known: frozenset[bytes],
+        factory: Callable[[str], Embedder],
+    ) -> None:
+        self.embedder = factory(model)
+        self.chunker = make_chunker(chunker, self.embedder)
+        self.known = known
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        jobs: list[Job] = [pickle.loads(bytes(blob)) for blob in batch["job"]]
+        prepared = [prepare(job, self.chunker) for job in jobs]
+        embed_prepared(self.embedder, prepared, self.known)
+        return {
+            "number": [int(n) for n in batch["number"]],
+            "result": [pickle.dumps(item, _PICKLE) for item in prepared],
+        }
+
+
+def _size(job: Job) -> int:
+    try:
+        return os.stat(job.path).st_size
+    except OSError:
+        return 0
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise ConfigError(
+            f"--ray needs Ray Data, which is not installed ({exc}); "
+            "install it with: pip install 'tpd-qa[ray]'"
+        ) from exc
+    return ray
+
+
+@contextmanager
+def _connected(ray: Any, address: str, timeout: float, workers: int | None) -> Iterator[None]:
+    """Connected to Ray for the duration; disconnects (and stops a local instance) after,
+    unless the connection was there before."""
+    if ray.is_initialized():
+        yield
+        return
+    options: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+        "configure_logging": True,
+    }
+    if address == "local":
+        options["include_dashboard"] = False
+        options["num_cpus"] = max(os.cpu_count() or 1, workers or 1)
+    else:
+        _probe(address, timeout)
+    try:
+        ray.init(address=address, **options)
+    except Exception as exc:
+        where = "start a local Ray instance" if address == "local" else f"connect to {address}"
+        raise ClusterError(f"cannot {where}: {_short(exc)}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds, in one line, if nothing listens at ``address``."""
+    if address == "auto":
+        return  # Ray finds the local cluster's address itself and fails fast without one
+    host, port = _host_port(address)
+    assert port is not None  # check_address made sure
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({reason}); check the address "
+            "and that the cluster is running"
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    """The gist of an exception in one line (Ray's messages span many)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

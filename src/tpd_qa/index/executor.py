@@ -1,0 +1,218 @@
+"""Turning new and changed files into chunks and vectors: the work an update hands out.
+
+:class:`Syncer <tpd_qa.index.sync.Syncer>` decides *what* must be read (the change set);
+an :class:`Executor` decides *where* it is read, parsed, chunked and embedded. The
+default, :class:`LocalExecutor`, does it in this process exactly as before; the Ray one
+(:mod:`tpd_qa.index.cluster`) spreads it over an actor pool. Both get the same
+:class:`Job` list and the same set of texts whose vectors the index already holds, and
+both return one :class:`Prepared` per job, in job order, so the state written is the
+same whichever ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tpd_qa.chunking import Chunker, ChunkerSettings
+from tpd_qa.embedding import Embedder
+from tpd_qa.errors import IngestError
+from tpd_qa.index.state import embedding_text
+from tpd_qa.ingest import OcrOptions, parse, read_file
+from tpd_qa.records import Chunk, Document
+
+__all__ = [
+    "EMBED_BATCH",
+    "Executor",
+    "Job",
+    "LocalExecutor",
+    "Prepared",
+    "ProgressCallback",
+    "Work",
+    "embed_in_order",
+    "make_chunker",
+    "prepare",
+    "text_key",
+]
+
+#: ``on_progress(stage, done, total)``; stage is "scanning" or "embedding".
+ProgressCallback = Callable[[str, int, int], None]
+
+#: Texts handed to the embedder at once (it batches further itself).
+EMBED_BATCH = 256
+# Chunks stay this many tokens under the model's window (room for special tokens).
+_WINDOW_MARGIN = 32
+
+
+def make_chunker(settings: ChunkerSettings, embedder: Embedder) -> Chunker:
+    """A chunker whose chunks fit ``embedder``'s window, counting tokens its way."""
+    limit = embedder.max_tokens - _WINDOW_MARGIN
+    if settings.max_tokens > limit:
+        settings = replace(
+            settings, max_tokens=limit, target_tokens=min(settings.target_tokens, limit)
+        )
+    return Chunker(settings, embedder.count_tokens)
+
+
+def text_key(text: str) -> bytes:
+    """A short digest of an embedding text: how stored vectors are found for reuse."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One file to read, parse and chunk: its path and the source name it is indexed as."""
+
+    path: Path
+    source: str
+    #: How scanned pages are read (None: with Tesseract, no cache).
+    ocr: OcrOptions | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What became of a :class:`Job`: a document with its chunks, or the reason it has none.
+
+    ``vectors`` has a row per chunk; rows of texts in the executor's ``known`` set are
+    left as zeros (the caller fills them from the stored vectors).
+    """
+
+    source: str
+    document: Document | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    reason: str = ""
+
+    def texts(self) -> list[str]:
+        """The embedding text of each chunk."""
+        title = self.document.title if self.document else ""
+        return [embedding_text(title, chunk.section, chunk.text) for chunk in self.chunks]
+
+
+@dataclass(slots=True)
+class Work:
+    """An executor's answer: one :class:`Prepared` per job (job order), how many chunk
+    texts it embedded, and the model's dimension (None only when there were no jobs)."""
+
+    prepared: list[Prepared]
+    embedded: int = 0
+    dimension: int | None = None
+
+
+class Executor(Protocol):
+    """Reads, parses, chunks and embeds the files of a change set."""
+
+    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+        """A :class:`Prepared` per job; texts whose :func:`text_key` is in ``known``
+        are not embedded."""
+        ...
+
+
+def prepare(job: Job, chunker: Chunker) -> Prepared:
+    """Read, parse and chunk one file (no embedding); a file that fails says why."""
+    try:
+        document = parse(read_file(job.path), job.source, ocr=job.ocr)
+    except IngestError as exc:
+        return Prepared(job.source, reason=exc.reason)
+    chunks = chunker.chunk(document)
+    if not chunks:
+        return Prepared(job.source, reason="no text to index")
+    return Prepared(job.source, document, chunks)
+
+
+def embed_in_order(
+    embedder: Embedder,
+    texts: Sequence[str],
+    todo: Sequence[int],
+    out: np.ndarray,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
+    """Embed ``texts[i]`` for each ``i`` in ``todo`` into ``out[i]``, longest first.
+
+    Longest first across the whole call, not per batch: batches of like lengths waste
+    little compute on padding. ``on_batch(n)`` is told after each batch of ``n`` texts.
+    """
+    order = sorted(todo, key=lambda number: -len(texts[number]))
+    for start in range(0, len(order), EMBED_BATCH):
+        rows = order[start : start + EMBED_BATCH]
+        out[rows] = embedder.embed_batch([texts[row] for row in rows])
+        if on_batch:
+            on_batch(len(rows))
+
+
+def embed_prepared(
+    embedder: Embedder,
+    prepared: Sequence[Prepared],
+    known: Collection[bytes],
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> int:
+    """Give each prepared document its ``vectors``; returns how many texts were embedded."""
+    texts = [text for item in prepared for text in item.texts()]
+    todo = [number for number, text in enumerate(texts) if text_key(text) not in known]
+    if total:
+        total(len(todo))
+    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    embed_in_order(embedder, texts, todo, out, on_batch=on_batch)
+    offset = 0
+    for item in prepared:
+        item.vectors = out[offset : offset + len(item.chunks)]
+        offset += len(item.chunks)
+    return len(todo)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalExecutor:
+    """Does the work in this process: parse and chunk every job, then embed every new
+    text, longest first, in batches of :data:`EMBED_BATCH`.
+
+    ``embedder`` and ``chunker`` are created on first need, so a change set of files
+    that all fail to parse loads no model.
+    """
+
+    embedder: Callable[[], Embedder]
+    chunker: Callable[[], Chunker]
+    progress: bool = False
+    on_progress: ProgressCallback | None = None
+
+    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+        if not jobs:
+            return Work([])
+        chunker = self.chunker()
+        prepared = [prepare(job, chunker) for job in jobs]
+        embedder = self.embedder()  # loaded by the chunker already (it counts tokens)
+        if not any(item.chunks for item in prepared):
+            return Work(prepared, 0, embedder.dimension)
+        bar: Any = None
+        done = 0
+        todo = 0
+
+        def start(count: int) -> None:
+            nonlocal bar, todo
+            todo = count
+            bar = progress_bar(count, self.progress, "Embedding", "chunk")
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if self.on_progress:
+                self.on_progress("embedding", done, todo)
+
+        embedded = embed_prepared(embedder, prepared, known, on_batch=advance, total=start)
+        bar.close()
+        return Work(prepared, embedded, embedder.dimension)
+
+
+def progress_bar(total: int, enabled: bool, desc: str, unit: str) -> Any:
+    """A tqdm bar (disabled unless ``enabled``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)

@@ -1,0 +1,239 @@
+"""Indexing on Ray (``build_index(ray=...)``, ``tpd-qa index --ray``): only the work moves.
+
+One local Ray instance (2 CPUs) serves the whole module: starting Ray is slow. The
+hashing embedder (model ``hash``) means actors need no weights.
+
+* the index built through Ray equals the single-process one: same documents, chunks and
+  citations, vectors equal within float tolerance, same answers;
+* an incremental second run through Ray reads and embeds only the changed documents,
+  exactly as many chunks as the single-process path embeds;
+* a worker process killed in the middle of a batch is restarted and its batch retried;
+  killed every time, the run fails with one ClusterError and the previous index loads;
+* ``--ray ray://127.0.0.1:1`` (nothing listens) fails within seconds with one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from conftest import ROOT
+from hardening_support import assert_clean_error, run_cli
+from tpd_qa import api
+from tpd_qa.embedding import Embedder, HashEmbedder
+from tpd_qa.errors import ClusterError
+from tpd_qa.index import Index, IndexSettings
+from tpd_qa.index.cluster import RayExecutor
+
+# Starting Ray and its worker processes takes a while on a busy 2-core machine: in the
+# README's test command (which runs everything), not in the quick suite.
+pytestmark = pytest.mark.slow
+
+MODEL = "hash"
+QUESTIONS = ["semiconductor supply chain", "tokamak fusion Naka", "lunar surface Artemis"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster() -> Iterator[None]:
+    """A local Ray instance for the module; workers import tpd_qa and this module."""
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}},
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def big_corpus(corpus: Path) -> Path:
+    """The shared corpus plus enough small files for several batches on both actors."""
+    for number in range(12):
+        words = " ".join(f"topic{number} word{k}" for k in range(40 + 15 * number))
+        (corpus / f"extra-{number:02d}.md").write_text(
+            f"# Extra {number}\n\n{words}.\n\n## Part two\n\nMore on topic{number}.\n",
+            encoding="utf-8",
+        )
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    return corpus
+
+
+def snapshot(index_dir: Path) -> tuple[list[object], list[object], np.ndarray, list[object]]:
+    """What an index on disk holds: documents, chunks, vectors, answers."""
+    index = Index.load(index_dir)
+    docs = [(d.source, d.sha256, d.chunks, d.duplicates) for d in index.documents()]
+    answers = [
+        [(p.source, p.page, p.section, p.start, p.end) for p in index.search(q, 5)]
+        for q in QUESTIONS
+    ]
+    return docs, index.chunks(), index.state.vectors, answers
+
+
+def assert_same_index(left: Path, right: Path) -> None:
+    docs_a, chunks_a, vectors_a, answers_a = snapshot(left)
+    docs_b, chunks_b, vectors_b, answers_b = snapshot(right)
+    assert docs_a == docs_b
+    assert chunks_a == chunks_b
+    assert vectors_a.shape == vectors_b.shape
+    np.testing.assert_allclose(vectors_a, vectors_b, atol=1e-6)
+    assert answers_a == answers_b
+
+
+def statuses(report: api.BuildReport) -> list[tuple[str, str, str, int]]:
+    return [(o.source, o.status, o.reason, o.chunks) for o in report.outcomes]
+
+
+def test_ray_index_equals_single_process_and_updates_incrementally(
+    big_corpus: Path, tmp_path: Path
+) -> None:
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    local = api.build_index(big_corpus, local_dir, model=MODEL)
+    distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local", ray_workers=2)
+    assert statuses(distributed) == statuses(local)
+    assert ("broken.pdf", "skipped") in [(o.source, o.status) for o in distributed.outcomes]
+    assert distributed.embedded_chunks == local.embedded_chunks == local.chunks > 20
+    assert_same_index(local_dir, ray_dir)
+
+    # second run: one file edited (one paragraph), one added, one removed
+    notes = big_corpus / "notes.md"
+    notes.write_text(
+        notes.read_text(encoding="utf-8") + "\n## Added\n\nA new paragraph on tokamaks.\n",
+        encoding="utf-8",
+    )
+    (big_corpus / "new.txt").write_text("Quantum research talent exchange.\n", encoding="utf-8")
+    (big_corpus / "extra-03.md").unlink()
+    local = api.build_index(big_corpus, local_dir, model=MODEL)
+    distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local")
+    assert statuses(distributed) == statuses(local)
+    changed = {o.source for o in distributed.outcomes if o.status in ("changed", "added")}
+    assert changed == {"notes.md", "new.txt"}
+    assert 0 < distributed.embedded_chunks == local.embedded_chunks < 5
+    assert_same_index(local_dir, ray_dir)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class _Killer:
+    """An embedder whose process kills itself in the middle of a batch (see ``_killing``)."""
+
+    def __init__(self, marker: str, every_time: bool) -> None:
+        self.inner = HashEmbedder(64)
+        self.name, self.dimension = self.inner.name, self.inner.dimension
+        self.max_tokens = self.inner.max_tokens
+        self.marker, self.every_time = Path(marker), every_time
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if self.every_time or not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.embed_batch(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def _killing(marker: str, every_time: bool, model: str) -> Embedder:
+    return _Killer(marker, every_time)
+
+
+def _update_with_killer(
+    corpus: Path, index_dir: Path, marker: Path, *, every_time: bool
+) -> api.BuildReport:
+    index = Index.load(index_dir)
+    executor = RayExecutor(
+        "hash:64",
+        IndexSettings(model=MODEL).chunker,
+        workers=1,
+        retries=1,
+        embedder_factory=functools.partial(_killing, str(marker), every_time),
+    )
+    report = index.update(corpus, executor=executor)
+    index.save(index_dir)
+    return report
+
+
+@pytest.fixture
+def pickled_by_value() -> Iterator[None]:
+    """Ship this module's killer to the workers by value (no import needed there)."""
+    from ray import cloudpickle
+
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
+def test_killed_worker_is_retried(big_corpus: Path, tmp_path: Path, pickled_by_value: None) -> None:
+    index_dir, reference = tmp_path / "index", tmp_path / "reference"
+    api.build_index(big_corpus, index_dir, model=MODEL)
+    (big_corpus / "new.txt").write_text("Quantum research talent exchange.\n", encoding="utf-8")
+    api.build_index(big_corpus, reference, model=MODEL)
+    marker = tmp_path / "killed-once"
+
+    report = _update_with_killer(big_corpus, index_dir, marker, every_time=False)
+
+    assert marker.exists()  # a worker really died mid-batch
+    assert [o.source for o in report.outcomes if o.status == "added"] == ["new.txt"]
+    assert_same_index(reference, index_dir)
+
+
+def test_worker_killed_every_time_fails_cleanly_and_keeps_the_index(
+    big_corpus: Path, tmp_path: Path, pickled_by_value: None
+) -> None:
+    index_dir = tmp_path / "index"
+    api.build_index(big_corpus, index_dir, model=MODEL)
+    before = snapshot(index_dir)
+    shutil.copy(big_corpus / "notes.md", big_corpus / "notes-copy-edited.md")
+    with (big_corpus / "notes-copy-edited.md").open("a", encoding="utf-8") as handle:
+        handle.write("\nAn edit.\n")
+
+    with pytest.raises(ClusterError) as failure:
+        _update_with_killer(big_corpus, index_dir, tmp_path / "marker", every_time=True)
+
+    message = str(failure.value)
+    assert "\n" not in message and "previous index is unchanged" in message
+    after = snapshot(index_dir)
+    assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
+
+
+def test_unreachable_address_fails_with_one_line(corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    api.build_index(corpus, index_dir, model=MODEL)
+    (corpus / "new.txt").write_text("Something new to embed.\n", encoding="utf-8")
+    manifest = (index_dir / "manifest.json").read_bytes()
+    started = time.monotonic()
+    result = run_cli(
+        ["index", "--corpus", str(corpus), "--index", str(index_dir), "--ray", "ray://127.0.0.1:1"]
+    )
+    assert time.monotonic() - started < 60
+    assert_clean_error(result, "cannot reach the Ray cluster at ray://127.0.0.1:1")
+    assert (index_dir / "manifest.json").read_bytes() == manifest
+    assert len(Index.load(index_dir).documents()) == 3
+
+
+def test_bad_address_and_workers_are_usage_errors(corpus: Path, tmp_path: Path) -> None:
+    from tpd_qa.cli import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["index", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--ray", "x::"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["index", "--corpus", str(corpus), "--ray-workers", "0"])
+    assert usage.value.code == 2
