@@ -16,7 +16,7 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TPD_QA_CORPUS", "TPD_QA_INDEX", "TPD_QA_MODEL"):
+    for name in ("TPD_QA_CORPUS", "TPD_QA_INDEX", "TPD_QA_MODEL", "TPD_QA_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
