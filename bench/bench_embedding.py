@@ -1,50 +1,54 @@
-"""Indexing throughput: tpd_qa's embedding path against a plain float32 encode, same run.
+"""Embedding throughput per precision against a plain float32 encode, alternating in one run.
 
-    .venv/bin/python bench/bench_embedding.py [--docs 600] [--rounds 3]
+    .venv/bin/python bench/bench_embedding.py [--docs 200] [--rounds 3]
+        [--precisions float32,bf16,int8,onnx-int8] [--threads N] [--batch-sizes 8,16,32]
+
+Without ``--precisions`` the candidates are the precisions this CPU runs well (bf16 only with
+AVX-512 BF16 / AMX: emulated bf16 is several times slower than float32).
 
 Texts are the chunks (with their context header) of the first ``--docs`` SciFact abstracts,
 exactly what ``Index.from_documents`` embeds. The baseline is a plain
-``SentenceTransformer(model).encode(texts)`` in float32 with the library's defaults (one
-call, batch 32, which already sorts by length). The fast path is tpd_qa's own: the
-embedder the index uses (bfloat16 where the CPU has AVX-512 BF16 / AMX, else float32)
-driven by ``Index.from_documents``. Rounds alternate baseline and fast path so that
-load from other processes hits both alike; each side's best round is reported (the
-least disturbed by other processes on a shared machine), every round is kept in the JSON. Writes
+``SentenceTransformer(model).encode(texts)`` in float32 with the library's defaults (batch
+32, sorted by length). Each candidate is tpd_qa's ``SentenceTransformerEmbedder`` forced to
+one precision; ``auto`` (what ``tpd-qa index`` picks on this machine) is named in the
+output. Every round times the baseline and then each candidate on all texts, so load from
+other processes hits all of them alike; the figures are min / median / max chunks/s over
+the rounds, the ratio of medians to the baseline and the range of the per-round ratios.
+Quality: cosine of each candidate's vectors to the baseline's (mean, min). Writes
 bench/results/embedding.json and embedding.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from _common import RESULTS, SCIFACT, machine, write_results
 
-from tpd_qa.embedding import SentenceTransformerEmbedder, cpu_supports_bf16
+from tpd_qa.embedding import SentenceTransformerEmbedder
 from tpd_qa.evaluation import load_beir
-from tpd_qa.index import Index, IndexSettings
+from tpd_qa.index import Index
+from tpd_qa.precision import PRECISIONS, available_precisions, choose_precision, cpu_features
 
 
-class _Timed:
-    """Wraps an embedder and adds up the time spent inside ``embed_batch``."""
+class _Recorder:
+    """Counts tokens like the real model but returns random unit vectors, keeping the texts."""
 
     def __init__(self, inner: SentenceTransformerEmbedder) -> None:
         self.inner = inner
         self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
-        self.seconds = 0.0
         self.texts: list[str] = []
-        self.vectors: list[np.ndarray] = []
+        self._random = np.random.default_rng(0)
 
-    def embed_batch(self, texts: list[str]) -> np.ndarray:
-        started = time.perf_counter()
-        vectors = self.inner.embed_batch(texts)
-        self.seconds += time.perf_counter() - started
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.texts.extend(texts)
-        self.vectors.append(vectors)
-        return vectors
+        vectors = self._random.normal(size=(len(texts), self.dimension)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
@@ -52,120 +56,144 @@ class _Timed:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=600, help="SciFact abstracts to index")
+    parser.add_argument("--docs", type=int, default=200, help="SciFact abstracts to chunk")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-sizes", default="", help="also time the fast path at these")
+    parser.add_argument(
+        "--precisions",
+        default="",
+        help=f"comma-separated, of {', '.join(PRECISIONS)} (default: those this CPU runs well)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch/ORT intra-op threads")
+    parser.add_argument("--batch-sizes", default="", help="also time the auto path at these")
     args = parser.parse_args()
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    auto = choose_precision()
     documents = load_beir(SCIFACT, "test").documents[: args.docs]
-    fast = SentenceTransformerEmbedder()  # precision auto: what `tpd-qa index` uses
-    plain = SentenceTransformer(str(_model_path()), device="cpu")
+    wanted = args.precisions.split(",") if args.precisions else available_precisions(cpu_features())
+    embedders = {name: SentenceTransformerEmbedder(precision=name) for name in wanted if name}
+    plain = SentenceTransformer(str(_model_path()), device="cpu", local_files_only=True)
     plain.eval()
 
-    # The exact texts the index embeds, to feed the baseline.
-    probe = _Timed(fast)
-    Index.from_documents(documents[:1], embedder=probe)
-    probe = _Timed(fast)
-    Index.from_documents(documents, settings=IndexSettings(), embedder=probe)
-    by_text = dict(zip(probe.texts, np.concatenate(probe.vectors), strict=True))
-    texts = [t for t in probe.texts]
-    tokenizer = plain.tokenizer
+    recorder = _Recorder(next(iter(embedders.values())))
+    Index.from_documents(documents, embedder=recorder)
+    texts = recorder.texts
     tokens = sum(
         min(len(ids), plain.max_seq_length)
-        for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        for ids in plain.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
     )
     print(
-        f"{len(documents)} documents, {len(texts)} chunks, {tokens} tokens; "
-        f"fast path precision {fast.precision}",
+        f"{len(documents)} documents, {len(texts)} chunks, {tokens} tokens; auto precision "
+        f"on this machine: {auto}; torch threads {torch.get_num_threads()}",
         file=sys.stderr,
     )
-    plain.encode(texts[:64])  # warm-up
-    fast.embed_batch(texts[:64])
 
-    rounds: list[dict[str, float]] = []
-    baseline_vectors = None
+    runs: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "baseline": lambda t: np.asarray(plain.encode(t, convert_to_numpy=True)),
+    }
+    for name, embedder in embedders.items():
+        runs[name] = embedder.embed_batch
+    vectors: dict[str, np.ndarray] = {}
+    for name, run in runs.items():  # warm-up, and the vectors for the quality figures
+        vectors[name] = _unit(run(texts))
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for number in range(args.rounds):
-        started = time.perf_counter()
-        baseline_vectors = plain.encode(texts, convert_to_numpy=True)
-        baseline = time.perf_counter() - started
-        timed = _Timed(fast)
-        started = time.perf_counter()
-        Index.from_documents(documents, embedder=timed)
-        total = time.perf_counter() - started
-        rounds.append(
-            {"baseline_s": baseline, "fast_embed_s": timed.seconds, "fast_index_s": total}
-        )
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run(texts)
+            rates[name].append(len(texts) / (time.perf_counter() - started))
         print(
-            f"round {number + 1}: baseline {baseline:.1f} s, fast path embedding "
-            f"{timed.seconds:.1f} s (whole indexing {total:.1f} s)",
+            f"round {number + 1}: "
+            + ", ".join(f"{name} {rates[name][-1]:.1f}" for name in runs)
+            + " chunks/s",
             file=sys.stderr,
         )
-    assert baseline_vectors is not None
-    reference = baseline_vectors / np.linalg.norm(baseline_vectors, axis=1, keepdims=True)
-    fast_vectors = np.stack([by_text[t] for t in texts])
-    cosine = np.sum(reference * fast_vectors, axis=1)
 
-    best = {key: min(r[key] for r in rounds) for key in rounds[0]}
+    base = rates["baseline"]
+    table: dict[str, dict[str, Any]] = {}
+    for name, values in rates.items():
+        ratios = [value / reference for value, reference in zip(values, base, strict=True)]
+        cosine = np.sum(vectors[name] * vectors["baseline"], axis=1)
+        table[name] = {
+            "chunks_per_s": {
+                "min": round(min(values), 1),
+                "median": round(statistics.median(values), 1),
+                "max": round(max(values), 1),
+            },
+            "tokens_per_s_median": round(statistics.median(values) * tokens / len(texts)),
+            "ratio_of_medians": round(statistics.median(values) / statistics.median(base), 2),
+            "ratio_per_round": {"min": round(min(ratios), 2), "max": round(max(ratios), 2)},
+            "cosine_to_float32": {
+                "mean": round(float(cosine.mean()), 5),
+                "min": round(float(cosine.min()), 5),
+            },
+            "rounds": [round(v, 1) for v in values],
+        }
     result: dict[str, Any] = {
         "documents": len(documents),
         "chunks": len(texts),
         "tokens": tokens,
-        "fast_precision": fast.precision,
-        "fast_batch_size": fast.batch_size,
-        "cpu_supports_bf16": cpu_supports_bf16(),
-        "rounds": rounds,
-        "baseline_float32": _rates(len(texts), tokens, best["baseline_s"]),
-        "fast_embedding": _rates(len(texts), tokens, best["fast_embed_s"]),
-        "fast_whole_indexing": _rates(len(texts), tokens, best["fast_index_s"]),
-        "speedup_embedding": round(best["baseline_s"] / best["fast_embed_s"], 2),
-        "speedup_whole_indexing": round(best["baseline_s"] / best["fast_index_s"], 2),
-        "cosine_to_float32": {
-            "min": round(float(cosine.min()), 5),
-            "mean": round(float(cosine.mean()), 5),
-        },
+        "auto_precision": auto,
+        "cpu_flags": sorted(
+            cpu_features().flags
+            & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+        ),
+        "torch_threads": torch.get_num_threads(),
+        "command": " ".join(["bench/bench_embedding.py", *sys.argv[1:]]),
+        "precisions": table,
     }
-    if args.batch_sizes:
-        result["batch_sizes"] = _batch_sizes(fast, texts, args.batch_sizes)
+    if args.batch_sizes and auto in embedders:
+        result["batch_sizes"] = _batch_sizes(embedders[auto], texts, args.batch_sizes)
     write_results("embedding", result)
     _plot(result)
-    print(f"\nmachine: {machine()['cpu']}, {machine()['cores']} cores")
-    for name in ("baseline_float32", "fast_embedding", "fast_whole_indexing"):
-        row = result[name]
-        print(
-            f"{name:<22} {row['chunks_per_s']:>8.1f} chunks/s {row['tokens_per_s']:>9.0f} tokens/s"
-        )
+    info = machine()
+    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, flags {result['cpu_flags']}")
+    print(f"{len(texts)} chunks, {tokens} tokens, {args.rounds} rounds; auto = {auto}")
     print(
-        f"speed-up: embedding {result['speedup_embedding']}x, whole indexing "
-        f"{result['speedup_whole_indexing']}x; cosine to float32 min "
-        f"{result['cosine_to_float32']['min']}, mean {result['cosine_to_float32']['mean']}"
+        f"{'precision':<12} {'chunks/s min':>12} {'median':>8} {'max':>8} {'tokens/s':>9} "
+        f"{'x float32':>9} {'per round':>11} {'cos mean':>9} {'cos min':>8}"
     )
+    for name, row in table.items():
+        speed, per_round, cosine = (
+            row["chunks_per_s"],
+            row["ratio_per_round"],
+            row["cosine_to_float32"],
+        )
+        label = f"{name}{' *' if name == auto else ''}"
+        print(
+            f"{label:<12} {speed['min']:>12.1f} {speed['median']:>8.1f} {speed['max']:>8.1f} "
+            f"{row['tokens_per_s_median']:>9} {row['ratio_of_medians']:>8.2f}x "
+            f"{per_round['min']:>5.2f}-{per_round['max']:<5.2f} {cosine['mean']:>9.5f} "
+            f"{cosine['min']:>8.5f}"
+        )
     return 0
 
 
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def _batch_sizes(
-    fast: SentenceTransformerEmbedder, texts: list[str], spec: str
+    embedder: SentenceTransformerEmbedder, texts: list[str], spec: str
 ) -> dict[str, float]:
     out = {}
-    ordered = sorted(texts, key=len, reverse=True)
-    original = fast.batch_size
+    original = embedder.batch_size
     for size in [int(s) for s in spec.split(",")]:
-        fast.batch_size = size
+        embedder.batch_size = size
+        if getattr(embedder, "_onnx", None) is not None:
+            embedder._onnx.batch_size = size
         started = time.perf_counter()
-        for start in range(0, len(ordered), 256):
-            fast.embed_batch(ordered[start : start + 256])
+        embedder.embed_batch(texts)
         out[str(size)] = round(len(texts) / (time.perf_counter() - started), 1)
         print(f"batch {size}: {out[str(size)]} chunks/s", file=sys.stderr)
-    fast.batch_size = original
+    embedder.batch_size = original
+    if getattr(embedder, "_onnx", None) is not None:
+        embedder._onnx.batch_size = original
     return out
-
-
-def _rates(chunks: int, tokens: int, seconds: float) -> dict[str, float]:
-    return {
-        "seconds": round(seconds, 2),
-        "chunks_per_s": round(chunks / seconds, 1),
-        "tokens_per_s": round(tokens / seconds, 0),
-    }
 
 
 def _model_path() -> Any:
@@ -180,20 +208,22 @@ def _plot(result: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [
-        "float32 encode\n(baseline)",
-        f"tpd_qa embedding\n({result['fast_precision']})",
-        "tpd_qa whole\nindexing",
+    names = list(result["precisions"])
+    medians = [result["precisions"][n]["chunks_per_s"]["median"] for n in names]
+    low = [
+        m - result["precisions"][n]["chunks_per_s"]["min"]
+        for n, m in zip(names, medians, strict=True)
     ]
-    values = [
-        result[k]["chunks_per_s"]
-        for k in ("baseline_float32", "fast_embedding", "fast_whole_indexing")
+    high = [
+        result["precisions"][n]["chunks_per_s"]["max"] - m
+        for n, m in zip(names, medians, strict=True)
     ]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    bars = axis.bar(names, values, color=["#999999", "#2a7ab9", "#61a0d0"])
-    axis.bar_label(bars, fmt="%.0f")
-    axis.set_ylabel("chunks / s")
-    axis.set_title(f"Indexing throughput, all-MiniLM-L6-v2, {result['chunks']} SciFact chunks")
+    figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    colours = ["#999999"] + ["#2a7ab9"] * (len(names) - 1)
+    bars = axis.bar(names, medians, yerr=[low, high], capsize=4, color=colours)
+    axis.bar_label(bars, fmt="%.0f", padding=8)
+    axis.set_ylabel("chunks / s (median, min-max)")
+    axis.set_title(f"Embedding, all-MiniLM-L6-v2, {result['chunks']} SciFact chunks")
     figure.tight_layout()
     figure.savefig(RESULTS / "embedding.png", dpi=120)
 

@@ -19,7 +19,7 @@ __all__ = ["ROOT", "SEED", "SHARED", "CountingEmbedder", "make_pdf"]
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TPD_QA_CORPUS", "TPD_QA_INDEX", "TPD_QA_MODEL"):
+    for name in ("TPD_QA_CORPUS", "TPD_QA_INDEX", "TPD_QA_MODEL", "TPD_QA_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "chunking": 1,
     "embedding": 1,
     "precision": 1,
+    "onnx_model": 1,
     "dense": 1,
     "sparse": 1,
     "fusion": 1,

@@ -10,14 +10,15 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tpd_qa.errors import ConfigError
+from tpd_qa.precision import Precision, choose_precision, cpu_features
 from tpd_qa.text import estimate_tokens
 
 __all__ = [
@@ -65,14 +66,9 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
-@lru_cache(maxsize=1)
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return cpu_features().native_bf16
 
 
 def _bundled_model_path() -> Path:
@@ -88,8 +84,13 @@ def _bundled_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded from disk, run on the CPU.
 
-    ``precision`` is ``"auto"`` (bfloat16 where the CPU supports it natively, else
-    float32), ``"float32"`` or ``"bfloat16"``. Vectors are always returned as float32.
+    ``precision`` is ``"auto"`` (``tpd_qa.precision.choose_precision``: the fastest
+    precision this CPU runs whose vectors stay close to float32's; ``TPD_QA_PRECISION``
+    overrides it) or one of ``float32``, ``bf16`` (alias ``bfloat16``), ``int8`` (torch
+    dynamic quantisation of the Linear layers) and ``onnx-int8`` (ONNX Runtime, see
+    ``tpd_qa.onnx_model``). Vectors are always returned as float32, and ``name`` does not
+    depend on the precision: an index built in one is searched in another (cosine to
+    float32 vectors >= 0.99, see bench/README.md).
     ``batch_size`` 16 measured fastest on CPU (bench/bench_embedding.py: 16 beat 64 by
     ~25% in bfloat16, as small batches' activations stay in cache); callers that pass
     length-sorted texts, as the index does, also waste little on padding.
@@ -103,8 +104,6 @@ class SentenceTransformerEmbedder:
         batch_size: int = 16,
         device: str = "cpu",
     ) -> None:
-        if precision not in {"auto", "float32", "bfloat16"}:
-            raise ConfigError(f"unknown precision {precision!r} (auto, float32 or bfloat16)")
         requested = (model or "").strip()
         if requested.lower() in _DEFAULT_ALIASES:
             self.name = DEFAULT_MODEL
@@ -112,10 +111,11 @@ class SentenceTransformerEmbedder:
         else:
             self.name = requested
             location = requested
-        self.precision = (
-            ("bfloat16" if cpu_supports_bf16() else "float32") if precision == "auto" else precision
+        self.precision: Precision = choose_precision(
+            precision, measured_model=self.name == DEFAULT_MODEL
         )
         self.batch_size = batch_size
+        self._onnx: Any = None
         self._model = self._load(location, device)
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = max(8, int(self._model.max_seq_length) - 2)
@@ -138,16 +138,47 @@ class SentenceTransformerEmbedder:
                 f"cannot load embedding model {self.name!r} from local files "
                 f"(no downloads are made): {type(exc).__name__}: {exc}"
             ) from exc
-        if self.precision == "bfloat16":
-            model.bfloat16()
         model.eval()
+        self._apply_precision(model, location)
         log.info("loaded %s (%s)", self.name, self.precision)
         return model
+
+    def _apply_precision(self, model: Any, location: str) -> None:
+        import torch
+
+        if self.precision == "bf16":
+            model.bfloat16()
+        elif self.precision == "onnx-int8":
+            from tpd_qa.onnx_model import OnnxModel
+
+            try:
+                self._onnx = OnnxModel(
+                    model,
+                    Path(location),
+                    batch_size=self.batch_size,
+                    threads=torch.get_num_threads(),
+                )
+            except ConfigError:
+                raise
+            except Exception as exc:  # export or runtime failure: the safe path
+                log.warning("onnx-int8 failed (%s: %s); using float32", type(exc).__name__, exc)
+                self.precision = "float32"
+        if self.precision == "int8":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notice
+                torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                    model,
+                    {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+                    dtype=torch.qint8,
+                    inplace=True,
+                )
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts; rows are unit-length float32 vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            return _normalise(self._onnx.encode(list(texts)))
         vectors = self._model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -1,0 +1,190 @@
+"""An int8 ONNX Runtime copy of a mean-pooling sentence-transformers model, cached on disk.
+
+The transformer plus mean pooling and L2 normalisation is exported once with
+``torch.onnx.export`` from the weights already loaded (nothing is downloaded), quantised
+with onnxruntime's own ``quantize_dynamic`` (the MatMul weights in int8 with one scale per
+output channel, activations quantised to uint8 at run time), and
+kept under the cache folder in a sub-folder named by a hash of the model's files and the
+library versions. Files are written to a temporary name and renamed into place, so two
+processes exporting at once, or one killed midway, never leave a half-written model that
+the next run would load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tpd_qa.errors import ConfigError
+
+__all__ = ["OnnxModel", "cache_root", "supports_export"]
+
+log = logging.getLogger(__name__)
+
+_FORMAT = "1"  # bump when the export or quantisation recipe changes
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt")
+
+
+def cache_root() -> Path:
+    """``TPD_QA_CACHE_DIR``, else ``$XDG_CACHE_HOME/tpd_qa``, else ``~/.cache/tpd_qa``."""
+    configured = os.environ.get("TPD_QA_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tpd_qa"
+
+
+def supports_export(model: Any) -> bool:
+    """True for a sentence-transformers model made of a transformer, mean pooling, normalise."""
+    modules = list(model)
+    if len(modules) < 2 or not hasattr(modules[0], "auto_model"):
+        return False
+    pooling = modules[1]
+    mode = getattr(pooling, "pooling_mode", None)
+    if mode is None and getattr(pooling, "pooling_mode_mean_tokens", False):
+        mode = "mean"
+    if mode != "mean":
+        return False
+    return all(type(extra).__name__ == "Normalize" for extra in modules[2:])
+
+
+def _model_key(location: Path) -> str:
+    """Hash of the model folder's weight and config files (content) and library versions."""
+    import onnxruntime
+    import torch
+
+    digest = hashlib.sha256(f"{_FORMAT}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    files = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    for path in files:
+        digest.update(str(path.relative_to(location)).encode("utf-8", "surrogatepass") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+class _Pooled:
+    """The transformer followed by mean pooling and L2 normalisation, as one module."""
+
+    def __new__(cls, transformer: Any) -> Any:
+        import torch
+
+        class Pooled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                hidden = self.transformer(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(pooled, dim=1)
+
+        return Pooled().eval()
+
+
+def _export(model: Any, target: Path) -> None:
+    """Export ``model`` (float32, in memory) and write its int8 quantisation to ``target``."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sample = model.tokenizer(["an example", "another, longer example text"], padding=True)
+    ids = torch.tensor(sample["input_ids"], dtype=torch.long)
+    mask = torch.tensor(sample["attention_mask"], dtype=torch.long)
+    handle, raw_name = tempfile.mkstemp(dir=target.parent, suffix=".float32.onnx.tmp")
+    os.close(handle)
+    handle, quant_name = tempfile.mkstemp(dir=target.parent, suffix=".int8.onnx.tmp")
+    os.close(handle)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Pooled(model[0].auto_model),
+                (ids, mask),
+                raw_name,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+            quantize_dynamic(
+                raw_name,
+                quant_name,
+                weight_type=QuantType.QInt8,
+                per_channel=True,  # per-tensor scales: cosine to float32 only 0.94
+                op_types_to_quantize=["MatMul"],
+            )
+        os.replace(quant_name, target)
+    finally:
+        for name in (raw_name, quant_name):
+            Path(name).unlink(missing_ok=True)
+
+
+class OnnxModel:
+    """Runs the cached int8 ONNX export; ``encode`` returns unit-length float32 vectors."""
+
+    def __init__(self, model: Any, location: Path, *, batch_size: int, threads: int) -> None:
+        if not supports_export(model):
+            raise ConfigError(
+                "onnx-int8 needs a sentence-transformers model with mean pooling; "
+                "use precision float32, bf16 or int8 for this model"
+            )
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ConfigError(
+                "onnx-int8 needs onnxruntime and onnx: pip install onnxruntime onnx"
+            ) from exc
+        if not location.is_dir():
+            raise ConfigError(f"onnx-int8 needs a model folder on disk, not {str(location)!r}")
+        path = cache_root() / "onnx" / _model_key(location) / "model.int8.onnx"
+        if not path.is_file():
+            log.info("exporting %s to %s (once)", location, path)
+            _export(model, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = model.tokenizer
+        self._max_length = int(model.max_seq_length)
+        self.path = path
+        self.batch_size = batch_size
+        self.dimension = int(model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in length-sorted batches (less padding), in the input order."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = self._tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self._max_length,
+                return_tensors="np",
+            )
+            feed = {
+                "input_ids": np.asarray(batch["input_ids"], dtype=np.int64),
+                "attention_mask": np.asarray(batch["attention_mask"], dtype=np.int64),
+            }
+            out[rows] = self._session.run(None, feed)[0]
+        return out

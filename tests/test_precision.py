@@ -1,0 +1,144 @@
+"""Precision selection (deterministic, faked CPU flags) and fast-path quality (real model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tpd_qa.errors import ConfigError
+from tpd_qa.precision import (
+    ENV_VAR,
+    MEASURED_COSINE,
+    PRECISIONS,
+    QUALITY_THRESHOLD,
+    CpuFeatures,
+    available_precisions,
+    choose_precision,
+    normalise_precision,
+)
+
+ZEN3 = CpuFeatures.from_flags(["sse4_2", "avx", "avx2", "fma", "f16c"])  # this machine's kind
+SAPPHIRE = CpuFeatures.from_flags(["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"])
+OLD = CpuFeatures.from_flags(["sse4_2", "avx"])
+EVERYTHING = list(PRECISIONS)
+
+
+def test_cpu_flags_are_read_as_features() -> None:
+    assert SAPPHIRE.native_bf16 and SAPPHIRE.int8_dot and SAPPHIRE.avx2
+    assert not ZEN3.native_bf16 and not ZEN3.int8_dot and ZEN3.avx2
+    assert CpuFeatures.from_flags(["AVX_VNNI"]).int8_dot
+    assert not OLD.avx2
+
+
+def test_availability_follows_cpu_and_installation() -> None:
+    assert available_precisions(OLD, torch_int8=True, onnxruntime=True) == ["float32"]
+    assert available_precisions(ZEN3, torch_int8=True, onnxruntime=False) == ["float32", "int8"]
+    assert available_precisions(ZEN3, torch_int8=True, onnxruntime=True) == [
+        "float32",
+        "int8",
+        "onnx-int8",
+    ]
+    assert "bf16" in available_precisions(SAPPHIRE, torch_int8=False, onnxruntime=False)
+    assert "bf16" not in available_precisions(ZEN3, torch_int8=True, onnxruntime=True)
+
+
+def test_auto_picks_the_fastest_that_passes_the_quality_bar() -> None:
+    env: dict[str, str] = {}
+    assert choose_precision(cpu=ZEN3, available=EVERYTHING, env=env) == "onnx-int8"
+    assert choose_precision(cpu=SAPPHIRE, available=EVERYTHING, env=env) == "bf16"
+    assert choose_precision(cpu=SAPPHIRE, available=["float32", "int8"], env=env) == "float32"
+    # without onnxruntime the choice skips it; torch int8 stays below the bar (0.981)
+    assert choose_precision(cpu=ZEN3, available=["float32", "int8"], env=env) == "float32"
+    assert choose_precision(cpu=OLD, available=["float32"], env=env) == "float32"
+    for cpu in (ZEN3, SAPPHIRE, OLD):
+        chosen = choose_precision(cpu=cpu, available=EVERYTHING, env=env)
+        assert MEASURED_COSINE[chosen] >= QUALITY_THRESHOLD
+
+
+def test_a_precision_below_the_threshold_is_never_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tpd_qa.precision as precision
+
+    monkeypatch.setitem(precision.MEASURED_COSINE, "onnx-int8", 0.95)
+    monkeypatch.setitem(precision.MEASURED_COSINE, "int8", 0.98)
+    assert choose_precision(cpu=ZEN3, available=EVERYTHING, env={}) == "float32"
+    monkeypatch.setitem(precision.MEASURED_COSINE, "int8", 0.995)
+    assert choose_precision(cpu=ZEN3, available=EVERYTHING, env={}) == "int8"
+
+
+def test_unmeasured_models_keep_to_float32_and_bf16() -> None:
+    assert choose_precision(cpu=ZEN3, available=EVERYTHING, measured_model=False, env={}) == (
+        "float32"
+    )
+    assert choose_precision(cpu=SAPPHIRE, available=EVERYTHING, measured_model=False, env={}) == (
+        "bf16"
+    )
+
+
+def test_env_var_and_argument_force_a_precision() -> None:
+    assert choose_precision(cpu=ZEN3, available=["float32"], env={ENV_VAR: "onnx-int8"}) == (
+        "onnx-int8"
+    )
+    assert choose_precision("float32", cpu=SAPPHIRE, env={ENV_VAR: "bf16"}) == "float32"
+    assert choose_precision("bfloat16", cpu=ZEN3, env={}) == "bf16"
+    assert choose_precision(cpu=ZEN3, available=["float32"], env={ENV_VAR: "auto"}) == "float32"
+    with pytest.raises(ConfigError, match="unknown precision"):
+        choose_precision(cpu=ZEN3, env={ENV_VAR: "fp8"})
+    with pytest.raises(ConfigError, match="unknown precision"):
+        normalise_precision("half")
+
+
+def test_cpu_features_of_this_machine_parse() -> None:
+    from tpd_qa.precision import cpu_features
+
+    features = cpu_features()
+    text = (
+        Path("/proc/cpuinfo").read_text(errors="ignore") if Path("/proc/cpuinfo").exists() else ""
+    )
+    assert features.avx2 == (" avx2" in text)
+
+
+# -- quality of the chosen fast path against float32, real model --------------------------
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def _passages(count: int) -> list[str]:
+    """SciFact abstracts when present (cut in ~600-char passages), else the seed document."""
+    texts: list[str] = []
+    if SCIFACT.exists():
+        with SCIFACT.open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                body = record["text"]
+                texts += [
+                    record["title"] + "\n" + body[i : i + 600] for i in range(0, len(body), 600)
+                ]
+                if len(texts) >= count:
+                    break
+    else:
+        seed = Path(__file__).resolve().parents[1] / "corpus"
+        body = " ".join(p.read_text(encoding="utf-8") for p in sorted(seed.glob("*.txt")))
+        texts = [body[i : i + 600] for i in range(0, len(body), 600)]
+    return texts[:count]
+
+
+@pytest.mark.model
+def test_auto_fast_path_matches_float32(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tpd_qa.embedding import SentenceTransformerEmbedder
+
+    monkeypatch.setenv("TPD_QA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    texts = _passages(64)
+    fast = SentenceTransformerEmbedder()
+    reference = SentenceTransformerEmbedder(precision="float32")
+    cosine = np.sum(fast.embed_batch(texts) * reference.embed_batch(texts), axis=1)
+    assert cosine.mean() >= QUALITY_THRESHOLD, (fast.precision, cosine.mean())
+    assert cosine.min() >= 0.95, (fast.precision, cosine.min())
+    assert fast.name == reference.name  # precision does not change the index's model name
+    # order of the inputs does not matter (length-sorted batching puts rows back)
+    assert np.allclose(fast.embed_batch(texts[::-1])[::-1], fast.embed_batch(texts), atol=1e-5)
