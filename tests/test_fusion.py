@@ -139,7 +139,8 @@ def expected_ranking(
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_each_fusion_ranks_as_computed_by_hand(base: Index, fusion: str) -> None:
-    settings = SearchSettings(fusion=fusion, rrf_k=30.0)  # type: ignore[arg-type]
+    # the first stage alone (the second stage re-scores convex fusion: test_evidence.py)
+    settings = SearchSettings(fusion=fusion, rrf_k=30.0, evidence=False)  # type: ignore[arg-type]
     index = with_settings(base, settings)
     for question in QUESTIONS:
         want = expected_ranking(index, question, settings)
@@ -177,7 +178,12 @@ def tie_groups(ranked: list[tuple[int, float]]) -> list[frozenset[int]]:
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_dense_only_weights_reproduce_dense_ranking(base: Index, fusion: str) -> None:
-    settings = SearchSettings(fusion=fusion, dense_weight=1.0, sparse_weight=0.0)  # type: ignore[arg-type]
+    settings = SearchSettings(  # the first stage alone, as above
+        fusion=fusion,  # type: ignore[arg-type]
+        dense_weight=1.0,
+        sparse_weight=0.0,
+        evidence=False,
+    )
     searcher = with_settings(base, settings).searcher
     for question in QUESTIONS:
         hybrid = searcher.rank(question, "hybrid", 100)

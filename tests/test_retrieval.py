@@ -20,7 +20,7 @@ from tpd_qa.records import Passage, format_citation
 SEED_NAME = "us-japan-technology-prosperity-deal.txt"
 PASSAGE_KEYS = [
     *("text", "score", "source", "title", "page", "section", "start", "end"),
-    *("ocr", "ocr_confidence"),
+    *("answer_start", "answer_end", "ocr", "ocr_confidence"),
 ]
 
 

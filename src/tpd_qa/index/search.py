@@ -149,8 +149,8 @@ class Searcher:
             scores, ids = scored[mode]
             return list(zip(ids.tolist(), scores.tolist(), strict=True))
         ranked = self.fuse(scored)
-        if not self.settings.evidence or not ranked:
-            return ranked
+        if not self.settings.evidence or self.settings.fusion != "convex" or not ranked:
+            return ranked  # the evidence weights extend convex fusion's features
         return self.second_stage(question, scored, ranked)
 
     def second_stage(self, question: str, scored: dict[str, Scored], ranked: Ranked) -> Ranked:
