@@ -168,14 +168,34 @@ def test_japanese_question_set_with_keywords(hashed: Index) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 12 part 3: hybrid still weights dense 0.8 for Japanese-script questions, "
-    "so it ranks below keyword search alone; script-dependent weights are not done yet",
+    reason="issue 12 part 3: hybrid weights the English-only dense score the same for "
+    "Japanese-script questions (0.8 in fusion, 1.0 in the evidence stage), so it ranks below "
+    "keyword search alone; script-dependent weights are not done yet",
 )
 def test_hybrid_is_not_worse_than_keywords_for_japanese_questions(hashed: Index) -> None:
     metrics = ("hit@1", "hit@5", "mrr@10")
     results, _ = evaluate_qa(hashed, load_qa(QA), ("bm25", "hybrid"), metrics)
     for metric in metrics:
         assert results["hybrid"][metric] >= results["bm25"][metric], metric
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sparse.keywords (used by the evidence stage and the answer sentence) has no CJK "
+    "bigrams: a Japanese run is one key that BM25 never indexed, so the answer sentence of a "
+    "Japanese passage is picked blind (7 of 35 right; 27 of 35 with bigram keys)",
+)
+def test_answer_sentence_of_a_japanese_passage_holds_the_answer(hashed: Index) -> None:
+    judged = right = 0
+    for item in load_qa(QA):
+        for passage in hashed.search(item.question, 10, mode="bm25"):
+            if passage.source == item.source and item.evidence in passage.text:
+                if passage.answer != passage.text:  # the passage has several sentences
+                    judged += 1
+                    right += item.evidence in passage.answer
+                break
+    assert judged >= 25
+    assert right >= 0.7 * judged, f"{right} of {judged}"
 
 
 @pytest.mark.parametrize("path", [QA, CROSSLINGUAL], ids=["japanese", "crosslingual"])
@@ -216,10 +236,11 @@ def test_japanese_passages_end_at_sentence_or_block_ends(char_counted: Index, so
 
 @pytest.mark.xfail(
     strict=True,
-    reason="chunking: its sentence break knows 。！？ but not the closing brackets 」』） after "
-    "them (text.sentence_spans does), so a passage can start with 」 cut off its quote",
+    reason="text.sentence_spans ends a sentence at 。」 even when the quotation goes on "
+    "(「…。」と述べた。 is one sentence), so a passage can end inside it and the next one "
+    "start with と述べた",
 )
-def test_quoted_sentences_keep_their_closing_bracket(tmp_path: Path) -> None:
+def test_quoted_sentences_stay_whole(tmp_path: Path) -> None:
     sentence = "大臣は「覚書に法的な拘束力はない。」と述べた。次に予算の話に移った！本当か？ええ。"
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -227,9 +248,10 @@ def test_quoted_sentences_keep_their_closing_bracket(tmp_path: Path) -> None:
     index, _ = Index.build(corpus, embedder=CharTokenEmbedder(64))
     chunks = _chunks(index, "quotes.txt")
     assert len(chunks) >= 2
+    text = index.document("quotes.txt").text
     for chunk in chunks:
-        assert chunk.text[0] not in _CLOSERS, chunk.text[:10]
-        assert index.document("quotes.txt").text[chunk.end : chunk.end + 1] not in _CLOSERS
+        assert chunk.text[0] not in _CLOSERS + "と", chunk.text[:10]
+        assert text[chunk.end : chunk.end + 1] not in _CLOSERS + "と", chunk.text[-10:]
 
 
 @pytest.mark.xfail(
