@@ -72,7 +72,8 @@ def build(corpus: Path, index: Path) -> Built:
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("seed")
-    shutil.copytree(ROOT / "corpus", root / "corpus")
+    (root / "corpus").mkdir()  # the English memorandum only (corpus/ja/ has its own tests)
+    shutil.copy(ROOT / "corpus" / SEED_NAME, root / "corpus" / SEED_NAME)
     return build(root / "corpus", root / "index")
 
 
