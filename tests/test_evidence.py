@@ -27,8 +27,10 @@ def _flat_idf(keys: list[str]) -> np.ndarray:
         ("Who signed the memorandum?", "question"),
         ("when did chopin leave warsaw", "question"),
         ("How will they cooperate on quantum technology", "question"),
-        ("量子技術の協力は？", "question"),
+        ("量子技術の協力は？", "cjk"),
         ("fusion magnets JT-60SA", "statement"),
+        ("核融合の研究施設はどこですか", "cjk"),
+        ("JT-60SAは何のための施設ですか", "cjk"),
         ("Vitamin D deficiency raises the risk of fractures.", "statement"),
     ],
 )
@@ -90,7 +92,7 @@ def test_shipped_weights_are_plain_json() -> None:
     data = json.loads(
         (Path(__file__).parents[1] / "src/tpd_qa/data/evidence.json").read_text(encoding="utf-8")
     )
-    assert set(data["question"]) == set(FEATURES) == set(data["statement"])
+    assert set(data["question"]) == set(FEATURES) == set(data["statement"]) == set(data["cjk"])
     assert len(weights.question) == len(FEATURES) and weights.depth >= 1
     with pytest.raises(ValueError):
         EvidenceWeights(question=(1.0,), statement=(1.0,) * len(FEATURES))

@@ -166,12 +166,6 @@ def test_japanese_question_set_with_keywords(hashed: Index) -> None:
     assert results["bm25"]["hit@5"] >= 0.85
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 part 3: hybrid weights the English-only dense score the same for "
-    "Japanese-script questions (0.8 in fusion, 1.0 in the evidence stage), so it ranks below "
-    "keyword search alone; script-dependent weights are not done yet",
-)
 def test_hybrid_is_not_worse_than_keywords_for_japanese_questions(hashed: Index) -> None:
     metrics = ("hit@1", "hit@5", "mrr@10")
     results, _ = evaluate_qa(hashed, load_qa(QA), ("bm25", "hybrid"), metrics)
@@ -179,12 +173,6 @@ def test_hybrid_is_not_worse_than_keywords_for_japanese_questions(hashed: Index)
         assert results["hybrid"][metric] >= results["bm25"][metric], metric
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sparse.keywords (used by the evidence stage and the answer sentence) has no CJK "
-    "bigrams: a Japanese run is one key that BM25 never indexed, so the answer sentence of a "
-    "Japanese passage is picked blind (7 of 35 right; 27 of 35 with bigram keys)",
-)
 def test_answer_sentence_of_a_japanese_passage_holds_the_answer(hashed: Index) -> None:
     judged = right = 0
     for item in load_qa(QA):

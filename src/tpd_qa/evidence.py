@@ -46,8 +46,14 @@ __all__ = [
 #: Features in the order weights are given: first-stage scores, then evidence.
 FEATURES: Final = ("dense", "bm25", "coverage", "sentence", "bigram")
 
-#: A question ("Who signed …?") or a statement/keywords ("fusion magnets JT-60SA").
-QueryKind = Literal["question", "statement"]
+#: A question ("Who signed …?"), a statement or keywords ("fusion magnets JT-60SA"), or
+#: text written mostly in Chinese or Japanese characters ("cjk"), which the bundled
+#: English-only model cannot embed meaningfully.
+QueryKind = Literal["question", "statement", "cjk"]
+#: Share of a question's letters in CJK scripts from which it counts as "cjk" (measured:
+#: Japanese questions 0.73 and more, English ones 0).
+CJK_SHARE = 0.3
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 _QUESTION_START = re.compile(
     r"^\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
@@ -64,7 +70,11 @@ _QUESTION_WORDS: Final = frozenset(
 
 
 def query_kind(question: str) -> QueryKind:
-    """``question`` when the text asks (a question mark, or a question word first)."""
+    """``cjk`` for text mostly in CJK scripts; else ``question`` when the text asks (a
+    question mark, or a question word first); else ``statement``."""
+    letters = sum(ch.isalpha() for ch in question)
+    if letters and len(_CJK.findall(question)) / letters >= CJK_SHARE:
+        return "cjk"
     if question.rstrip().endswith(("?", "？")) or _QUESTION_START.match(question):
         return "question"
     return "statement"
@@ -76,18 +86,21 @@ class EvidenceWeights:
 
     question: tuple[float, ...]
     statement: tuple[float, ...]
+    #: For CJK-script text: keywords alone by default (the bundled model is English-only;
+    #: with a multilingual model, give the dense score weight here).
+    cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0)
     #: Candidates (best first-stage scores) that get the second stage.
     depth: int = 50
 
     def __post_init__(self) -> None:
-        for kind in (self.question, self.statement):
+        for kind in (self.question, self.statement, self.cjk):
             if len(kind) != len(FEATURES):
                 raise ValueError(f"need {len(FEATURES)} weights ({', '.join(FEATURES)})")
         if self.depth < 1:
             raise ValueError("depth must be >= 1")
 
     def for_kind(self, kind: QueryKind) -> np.ndarray:
-        return np.asarray(self.question if kind == "question" else self.statement)
+        return np.asarray(getattr(self, kind), dtype=np.float64)
 
     @classmethod
     def from_json(cls, text: str) -> EvidenceWeights:
@@ -95,6 +108,7 @@ class EvidenceWeights:
         return cls(
             question=tuple(float(data["question"][name]) for name in FEATURES),
             statement=tuple(float(data["statement"][name]) for name in FEATURES),
+            cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
             depth=int(data.get("depth", 50)),
         )
 

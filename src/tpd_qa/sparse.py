@@ -180,14 +180,21 @@ def keywords(text: str) -> list[tuple[int, int, str]]:
     """
     settings = SparseSettings()
     stop = _stopwords(settings.stopwords)
-    found = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    # CJK runs become overlapping character pairs, as the index keys them (cjk_bigrams)
+    spaced = _CJK_RUN.sub(lambda m: " " * len(m.group()), text)
+    pairs = [
+        (m.start() + i, m.start() + i + 2, m.group()[i : i + 2])
+        for m in _CJK_RUN.finditer(text)
+        for i in range(len(m.group()) - 1)
+    ]
+    found = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(spaced)]
     found = [(start, end, word) for start, end, word in found if word not in stop]
     if not hasattr(_local, "stemmer"):
         _local.stemmer = _stemmer(settings.stemmer)
-    if _local.stemmer is None or not found:
-        return found
-    keys = _local.stemmer.stemWords([word for _start, _end, word in found])
-    return [(start, end, key) for (start, end, _word), key in zip(found, keys, strict=True)]
+    if _local.stemmer is not None and found:
+        keys = _local.stemmer.stemWords([word for _start, _end, word in found])
+        found = [(start, end, key) for (start, end, _word), key in zip(found, keys, strict=True)]
+    return sorted(found + pairs) if pairs else found
 
 
 @functools.cache
