@@ -59,6 +59,17 @@ class Document:
         values = [c for c in self.page_ocr[first - 1 : last] if c is not None]
         return min(values) if values else None
 
+    def section_at(self, offset: int) -> str | None:
+        """The heading path (``2 Scope › 2.2 Quantum``) in force at ``offset``."""
+        path: list[tuple[int, str]] = []
+        for heading in self.headings:
+            if heading.start > offset:
+                break
+            while path and path[-1][0] >= heading.level:
+                path.pop()
+            path.append((heading.level, " ".join(heading.title.split())))
+        return " \u203a ".join(title for _, title in path) or None
+
     def page_at(self, offset: int) -> int | None:
         """1-based page holding character ``offset``, or None for unpaged documents."""
         if not self.page_starts:

@@ -253,24 +253,13 @@ def parse_citation(text: str) -> tuple[str, int | None, int | None]:
     return parts[0], int(found.group(1)), int(found.group(2))
 
 
-def _section_at(document: Document, offset: int) -> str | None:
-    path: list[tuple[int, str]] = []
-    for heading in document.headings:
-        if heading.start > offset:
-            break
-        while path and path[-1][0] >= heading.level:
-            path.pop()
-        path.append((heading.level, " ".join(heading.title.split())))
-    return " \u203a ".join(title for _, title in path) or None
-
-
 def show_lines(document: Document, start: int, end: int, context: int) -> list[str]:
     """A passage in its document: the citation, the title, then the text around it with
     the passage between ``>>>`` and ``<<<`` (each line made :func:`visible` on writing)."""
     text = document.text
     page = document.page_at(start)
     lines = [
-        format_citation(document.source, page, _section_at(document, start), start, end),
+        format_citation(document.source, page, document.section_at(start), start, end),
         document.title,
         "",
     ]

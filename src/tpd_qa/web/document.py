@@ -82,17 +82,6 @@ def _head(document: Document, page: int | None, extra: str = "") -> str:
     )
 
 
-def _section(document: Document, offset: int) -> str:
-    path: list[tuple[int, str]] = []
-    for heading in document.headings:
-        if heading.start > offset:
-            break
-        while path and path[-1][0] >= heading.level:
-            path.pop()
-        path.append((heading.level, " ".join(heading.title.split())))
-    return " › ".join(title for _, title in path)
-
-
 def _box(left: float, top: float, right: float, bottom: float) -> str:
     """A highlight element over a fraction of the page image."""
     return (
@@ -145,7 +134,7 @@ def _pdf_view(path: Path, document: Document, request: DocumentRequest) -> str:
         _box(left / image.width, top / image.height, right / image.width, bottom / image.height)
         for left, top, right, bottom in image.rects
     )
-    section = _section(document, document.page_starts[page - 1] if spans == [] else request.start)
+    section = document.section_at(document.page_starts[page - 1] if spans == [] else request.start)
     extra = f' · <span class="tq-section">{isolate(section)}</span>' if section else ""
     data = base64.b64encode(image.png).decode("ascii")
     nav = _pdf_nav(request, page, document.pages or 1)
