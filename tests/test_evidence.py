@@ -161,3 +161,17 @@ def test_cli_shows_the_answer_sentence(
     for row in partial:
         answer = row["text"][row["answer_start"] - row["start"] : row["answer_end"] - row["start"]]
         assert "» " + " ".join(answer.split())[:40] in shown
+
+
+def test_idf_without_a_local_keyword_index_matches_bm25() -> None:
+    from tpd_qa.evidence import idf_of_texts
+    from tpd_qa.sparse import SparseIndex
+
+    texts = [
+        "Fusion magnets and fuel cycles.",
+        "The JT-60SA tokamak in Naka.",
+        "Fusion research in Japan; 核融合の研究.",
+        "Space cooperation on lunar missions.",
+    ]
+    keys = ["fusion", "magnet", "naka", "核融", "unknown"]
+    assert idf_of_texts(texts)(keys) == pytest.approx(SparseIndex.build(texts).idf(keys))

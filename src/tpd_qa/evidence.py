@@ -40,6 +40,7 @@ __all__ = [
     "PassageEvidence",
     "QueryKind",
     "default_weights",
+    "idf_of_texts",
     "query_kind",
 ]
 
@@ -111,6 +112,22 @@ class EvidenceWeights:
             cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
             depth=int(data.get("depth", 50)),
         )
+
+
+def idf_of_texts(texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+    """BM25's inverse document frequency over ``texts`` (for indexes whose keyword search
+    lives elsewhere, e.g. in Milvus): same keys, same formula as ``SparseIndex.idf``."""
+    frequencies: dict[str, int] = {}
+    for text in texts:
+        for key in {key for _start, _end, key in keywords(text)}:
+            frequencies[key] = frequencies.get(key, 0) + 1
+    rows = max(len(texts), 1)
+
+    def idf(keys: Sequence[str]) -> np.ndarray:
+        found = np.array([frequencies.get(key, 0) for key in keys], dtype=np.float64)
+        return np.log1p((rows - found + 0.5) / (found + 0.5))
+
+    return idf
 
 
 def default_weights() -> EvidenceWeights:

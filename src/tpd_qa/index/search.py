@@ -13,7 +13,13 @@ from dataclasses import replace
 import numpy as np
 
 from tpd_qa.dense import DenseIndex
-from tpd_qa.evidence import Evidence, EvidenceWeights, default_weights, query_kind
+from tpd_qa.evidence import (
+    Evidence,
+    EvidenceWeights,
+    default_weights,
+    idf_of_texts,
+    query_kind,
+)
 from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
 from tpd_qa.index.state import CandidateSource, IndexState, SearchSettings
 from tpd_qa.modes import Mode
@@ -97,7 +103,13 @@ class Searcher:
     def evidence(self) -> Evidence:
         """The second stage's evidence measure over this state's passages."""
         if self._evidence is None:
-            self._evidence = Evidence(self.sparse.idf)
+            state = self.state
+            idf = (
+                state.sparse.idf
+                if state.sparse is not None
+                else idf_of_texts([state.keyword_text(row) for row in range(len(state.chunks))])
+            )
+            self._evidence = Evidence(idf)
         return self._evidence
 
     @property
