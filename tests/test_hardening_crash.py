@@ -167,14 +167,14 @@ for module, name in [
 ]:
     hook(module, name)
 
-original_save = Index.save
-def save(self, directory):
+original_save = Index.save_to  # what ``Index.save`` and ``build_index`` both call
+def save(self, store):
     state["active"] = True
     try:
-        return original_save(self, directory)
+        return original_save(self, store)
     finally:
         state["active"] = False
-Index.save = save
+Index.save_to = save
 code = cli.main(sys.argv[2:])
 print(f"operations={state['count']}")
 sys.exit(code)
