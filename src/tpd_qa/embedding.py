@@ -165,7 +165,7 @@ class SentenceTransformerEmbedder:
         if self.precision == "int8":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notice
-                torch.ao.quantization.quantize_dynamic(
+                torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     model,
                     {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
                     dtype=torch.qint8,
