@@ -175,7 +175,9 @@ class OnnxModel:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches (less padding), in the input order."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        # Longest first, ties by text: the same texts always form the same batches (each
+        # batch's activations share one quantisation scale, so batch-mates matter a little).
+        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), texts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = self._tokenizer(
