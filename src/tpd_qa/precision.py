@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal, get_args
 
 from tpd_qa.errors import ConfigError
 
@@ -187,7 +187,7 @@ def choose_precision(
     if choice == "auto":
         choice = normalise_precision(env.get(ENV_VAR, ""))
     if choice != "auto":
-        return cast(Precision, choice)
+        return choice
     cpu = cpu_features() if cpu is None else cpu
     usable = set(available_precisions(cpu) if available is None else available)
     for precision in speed_ranking(cpu):
