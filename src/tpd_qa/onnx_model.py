@@ -2,8 +2,8 @@
 
 The transformer plus mean pooling and L2 normalisation is exported once with
 ``torch.onnx.export`` from the weights already loaded (nothing is downloaded), quantised
-with onnxruntime's own ``quantize_dynamic`` (the MatMul weights in int8 with one scale per
-output channel, activations quantised to uint8 at run time), and
+with onnxruntime's own ``quantize_dynamic`` (the MatMul weights in 8 bits with one scale per
+output channel, activations quantised to 8 bits at run time), and
 kept under the cache folder in a sub-folder named by a hash of the model's files and the
 library versions. Files are written to a temporary name and renamed into place, so two
 processes exporting at once, or one killed midway, never leave a half-written model that
@@ -29,7 +29,7 @@ __all__ = ["OnnxModel", "cache_root", "supports_export"]
 
 log = logging.getLogger(__name__)
 
-_FORMAT = "1"  # bump when the export or quantisation recipe changes
+_FORMAT = "2"  # bump when the export or quantisation recipe changes
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt")
 
 
@@ -126,8 +126,11 @@ def _export(model: Any, target: Path) -> None:
             quantize_dynamic(
                 raw_name,
                 quant_name,
-                weight_type=QuantType.QInt8,
-                per_channel=True,  # per-tensor scales: cosine to float32 only 0.94
+                # uint8 weights, one scale per output channel: cosine to float32 0.9946 mean
+                # on SciFact passages; int8 weights 0.9929 (AVX2 without VNNI saturates
+                # u8 x s8 pairs), per-tensor scales 0.94-0.977.
+                weight_type=QuantType.QUInt8,
+                per_channel=True,
                 op_types_to_quantize=["MatMul"],
             )
         os.replace(quant_name, target)
@@ -172,7 +175,9 @@ class OnnxModel:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches (less padding), in the input order."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        # Longest first, ties by text: the same texts always form the same batches (each
+        # batch's activations share one quantisation scale, so batch-mates matter a little).
+        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), texts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = self._tokenizer(
