@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from tpd_qa.limits import DEFAULT_K
 from tpd_qa.records import BuildReport, DocumentInfo
 from tpd_qa.web import views
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS, Asker
@@ -42,7 +41,14 @@ class WebApp:
         model: str | None = None,
     ) -> None:
         self._state = ServingState(corpus_dir, index_dir, model)
+        self.corpus_dir: Path = self._state.corpus_dir
+        self.index_dir: Path = self._state.index_dir
+        self.model: str | None = self._state.model
         self._asker = Asker(self._state)
+        #: Answer a question: ranked passage cards, or a state message (never raises).
+        self.ask = self._asker.ask
+        #: Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError.
+        self.search = self._asker.search
         self._corpus = CorpusEditor(self._state, allow_upload=bool(allow_upload))
         #: What keeps the index current (``serve --watch``): a function giving its one
         #: line of state ("index updated 12 s ago · 2 added"); None when not watching.
@@ -54,18 +60,6 @@ class WebApp:
         return self.watch_status is not None
 
     # ------------------------------------------------------------------ index state
-
-    @property
-    def corpus_dir(self) -> Path:
-        return self._state.corpus_dir
-
-    @property
-    def index_dir(self) -> Path:
-        return self._state.index_dir
-
-    @property
-    def model(self) -> str | None:
-        return self._state.model
 
     @property
     def allow_upload(self) -> bool:
@@ -138,28 +132,6 @@ class WebApp:
             (title if titles.count(title) == 1 else f"{title} ({doc.source})", doc.source)
             for title, doc in zip(titles, documents, strict=True)
         ]
-
-    # ------------------------------------------------------------------ asking
-
-    def ask(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
-    ) -> str:
-        """Answer ``question``: ranked passage cards, or a state message (never raises)."""
-        return self._asker.ask(question, k, mode, sources)
-
-    def search(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
-    ) -> list[dict[str, Any]]:
-        """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
-        return self._asker.search(question, k, mode, sources)
 
     # ------------------------------------------------------------------ documents
 
