@@ -103,7 +103,8 @@ def sentence_spans(
     With ``lines`` every line break also ends a sentence (for display, where lines are
     list items); without, wrapped lines of a paragraph stay one sentence. A fragment
     that is only a list number (``7.``) or an abbreviation (``Dr.``) is joined to the
-    sentence after it.
+    sentence after it. A 。！？ inside matched Japanese brackets 「」『』（） is part of the
+    sentence around the brackets.
     """
     end = len(text) if end is None else end
     pattern = _SENTENCE_OR_LINE_END if lines else _SENTENCE_END
@@ -169,5 +170,5 @@ def _bracketed(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def _inside(insides: list[tuple[int, int]], position: int) -> bool:
     """Whether ``position`` lies inside one of the (sorted, disjoint) ``insides``."""
-    index = bisect.bisect_right([begin for begin, _ in insides], position) - 1
+    index = bisect.bisect_right(insides, position, key=lambda inside: inside[0]) - 1
     return index >= 0 and position < insides[index][1]
