@@ -1,12 +1,15 @@
-"""Small PDF and DOCX files generated for tests (nothing binary is committed)."""
+"""Small PDF and DOCX files and scans generated for tests (nothing binary is committed)."""
 
 from __future__ import annotations
 
 import io
+import subprocess
 import textwrap
 from pathlib import Path
 
 import docx
+import pytest
+from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
@@ -73,4 +76,30 @@ def docx_bytes(paragraphs: list[str], *, heading: str | None = None) -> bytes:
         document.add_paragraph(text)
     buffer = io.BytesIO()
     document.save(buffer)
+    return buffer.getvalue()
+
+
+def _font(size: int = 30) -> ImageFont.FreeTypeFont:
+    found = subprocess.run(
+        ["fc-list", ":lang=ja", "file"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if not found:
+        pytest.fail("no Japanese font: run scripts/setup.sh test (fonts-ipafont-gothic)")
+    return ImageFont.truetype(sorted(found)[0].rstrip(":"), size)
+
+
+def page_image(lines: list[str], *, rotate: int = 0) -> Image.Image:
+    """A 'scanned' page: black text on white, turned ``rotate`` degrees anticlockwise."""
+    image = Image.new("L", (1275, 825), 255)
+    draw = ImageDraw.Draw(image)
+    font = _font()
+    for number, line in enumerate(lines):
+        draw.text((70, 80 + number * 52), line, font=font, fill=0)
+    return image.rotate(rotate, expand=True, fillcolor=255) if rotate else image
+
+
+def image_pdf(pages: list[Image.Image]) -> bytes:
+    """An image-only PDF (no text layer), as a scanner writes it."""
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "PDF", resolution=300, save_all=True, append_images=pages[1:])
     return buffer.getvalue()

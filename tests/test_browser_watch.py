@@ -1,5 +1,6 @@
 """``tpd-qa serve --watch`` in Chromium: a file copied into the corpus becomes answerable
-without pressing anything, and the page says what the watcher did."""
+without pressing anything, and the page says what the watcher did; a scanned memorandum
+(an image-only PDF, one page upside down) is read by OCR and cited by page, marked as OCR."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from browser_helpers import (
     screenshot,
     start_server,
 )
+from documents import image_pdf, page_image
+from tpd_qa.records import OCR_LABEL
 
 pytestmark = pytest.mark.browser
 
@@ -66,5 +69,57 @@ def test_a_copied_file_becomes_answerable_without_a_click(watched: Any, tmp_path
             results = ask(page, "Tasmanian wombat burrow census")
             first = results.locator("article.tq-card").first
             assert first.get_attribute("data-source") == "wombat.txt"
+        finally:
+            browser.close()
+
+
+SCANNED_MEMO = [
+    [
+        "Memorandum of Cooperation",
+        "between the United States and Japan",
+        "The participants intend to strengthen cooperation",
+        "in artificial intelligence and quantum computing.",
+    ],
+    [  # scanned upside down
+        "Section 2. Fusion Energy",
+        "The participants will share cryostat beamline time",
+        "at the Naka tokamak for plasma diagnostics.",
+        "Results will be published jointly.",
+    ],
+]
+
+
+def test_a_scanned_memorandum_becomes_answerable_by_page_with_the_ocr_mark(
+    watched: Any, tmp_path: Path
+) -> None:
+    first, second = SCANNED_MEMO
+    scan = tmp_path / "memo-scan.pdf"
+    scan.write_bytes(image_pdf([page_image(first), page_image(second, rotate=180)]))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, watched.url, viewport={"width": 1200, "height": 900})
+            shutil.copy(scan, watched.corpus / scan.name)
+            # Every file of the corpus is a document (the page's first status line may be
+            # older than the last rebuild, so count files rather than add one to it).
+            expected = sum(path.is_file() for path in watched.corpus.iterdir())
+            # no click, no command: the watcher reads both pages by OCR and rebuilds
+            page.wait_for_function(
+                r"""n => (document.querySelector('#tq-status').textContent
+                    .match(/(\d+) documents?/) || [])[1] === String(n)""",
+                arg=expected,
+                timeout=300_000,
+            )
+            results = ask(page, "Who shares cryostat beamline time at the Naka tokamak?")
+            card = results.locator("article.tq-card").first
+            assert card.get_attribute("data-source") == scan.name
+            meta = card.locator(".tq-meta").inner_text()
+            assert "p. 2" in meta.replace("\xa0", " ")
+            assert OCR_LABEL in card.locator(".tq-ocr").inner_text()
+            assert "Naka tokamak" in card.locator(".tq-text").inner_text()
+            citation = card.locator("button.tq-copy").get_attribute("data-copy") or ""
+            assert "memo-scan.pdf" in citation and "p. 2" in citation
+            assert citation.endswith(OCR_LABEL)
+            screenshot(page, "watch-scanned-memo")
         finally:
             browser.close()

@@ -305,6 +305,10 @@ def test_load_document(tmp_path: Path) -> None:
         ("Hello — world\n".encode("utf-32"), "Hello — world\n"),
         (JAPANESE.encode("shift_jis"), JAPANESE),
         (JAPANESE.encode("cp932"), JAPANESE),
+        (
+            "①覚書の期間は二〇二五年～とする。\n".encode("cp932"),
+            "①覚書の期間は二〇二五年～とする。\n",
+        ),
         (LATIN.encode("latin-1"), LATIN),
         ("“Smart quotes” – cp1252 café\n".encode("cp1252"), "“Smart quotes” – cp1252 café\n"),
     ],

@@ -2,8 +2,8 @@
 
 The corpus is a copy of ``corpus/ja/`` (a Markdown summary of the memorandum in UTF-8 and
 notes in Shift_JIS) beside the English memorandum, indexed with the deterministic hash
-embedder. The hash embedder counts tokens by whitespace, which says nothing about a
-language written without spaces, so the chunking tests also index with
+embedder. The hash embedder estimates tokens (``tpd_qa.text.estimate_tokens``: one per
+CJK character, 1.3 per whitespace-separated word); the chunking tests also index with
 ``CharTokenEmbedder``: hash vectors, but one token per non-space character, about what
 the bundled model's tokenizer makes of Japanese (checked by the ``model`` test).
 """
@@ -120,11 +120,6 @@ def _index_cp932(folder: Path, text: str) -> tuple[Index, list[str]]:
     return index, [f"{o.source}: {o.reason}" for o in report.outcomes if o.status == "skipped"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest: charset-normalizer finds no encoding for short CP932 (Windows Shift_JIS) "
-    "text with NEC circled digits (①②③), so the file is skipped as 'binary content'",
-)
 def test_windows_cp932_text_with_circled_digits_is_indexed(tmp_path: Path) -> None:
     text = "確認事項のメモ\n\n①覚書は財政的な約束を伴わない。②協力は国内法に従う。③以上。\n" * 3
     index, skipped = _index_cp932(tmp_path, text)
@@ -132,11 +127,6 @@ def test_windows_cp932_text_with_circled_digits_is_indexed(tmp_path: Path) -> No
     assert index.document("windows.txt").text == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest: CP932 text is detected as shift_jis, so FULLWIDTH TILDE (～, 0x8160) "
-    "becomes WAVE DASH (〜); prefer cp932 among the Shift_JIS family when it decodes",
-)
 def test_windows_cp932_text_keeps_its_fullwidth_tilde(tmp_path: Path) -> None:
     text = "確認事項のメモ\n\n期間は二〇二五年～二〇三〇年を想定する。協力は国内法に従う。\n" * 3
     index, skipped = _index_cp932(tmp_path, text)
@@ -222,12 +212,6 @@ def test_japanese_passages_end_at_sentence_or_block_ends(char_counted: Index, so
     _check_japanese_chunks(char_counted, source, CharTokenEmbedder(64).count_tokens)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="text.sentence_spans ends a sentence at 。」 even when the quotation goes on "
-    "(「…。」と述べた。 is one sentence), so a passage can end inside it and the next one "
-    "start with と述べた",
-)
 def test_quoted_sentences_stay_whole(tmp_path: Path) -> None:
     sentence = "大臣は「覚書に法的な拘束力はない。」と述べた。次に予算の話に移った！本当か？ええ。"
     corpus = tmp_path / "corpus"
@@ -242,12 +226,6 @@ def test_quoted_sentences_stay_whole(tmp_path: Path) -> None:
         assert text[chunk.end : chunk.end + 1] not in _CLOSERS + "と", chunk.text[-10:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HashEmbedder.count_tokens / chunking.word_count_tokens / text.estimate_tokens "
-    "count whitespace-separated words: a Japanese paragraph is one 'word', so with the hash "
-    "model (and the Chunker default) it is never cut, whatever its length",
-)
 def test_long_japanese_paragraph_is_cut_with_the_hash_model(tmp_path: Path) -> None:
     paragraph = "".join(
         f"第{n}の論点として、覚書は日米の研究者が協力して技術の信頼性を高めることを求めている。"

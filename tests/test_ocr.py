@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from documents import pdf_bytes
+from documents import image_pdf, page_image, pdf_bytes
 from tpd_qa import api
 from tpd_qa.index import Index
 from tpd_qa.ingest import OCR_CACHE_DIR_NAME, OcrOptions, parse, sniff
@@ -45,32 +45,6 @@ MIXED_SCAN = [
     "Signed at Tokyo by the authorised representatives",
     "of both governments on the date above.",
 ]
-
-
-def _font(size: int = 30) -> ImageFont.FreeTypeFont:
-    found = subprocess.run(
-        ["fc-list", ":lang=ja", "file"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    if not found:
-        pytest.fail("no Japanese font: run scripts/setup.sh test (fonts-ipafont-gothic)")
-    return ImageFont.truetype(sorted(found)[0].rstrip(":"), size)
-
-
-def page_image(lines: list[str], *, rotate: int = 0) -> Image.Image:
-    """A 'scanned' page: black text on white, turned ``rotate`` degrees anticlockwise."""
-    image = Image.new("L", (1275, 825), 255)
-    draw = ImageDraw.Draw(image)
-    font = _font()
-    for number, line in enumerate(lines):
-        draw.text((70, 80 + number * 52), line, font=font, fill=0)
-    return image.rotate(rotate, expand=True, fillcolor=255) if rotate else image
-
-
-def image_pdf(pages: list[Image.Image]) -> bytes:
-    """An image-only PDF (no text layer), as a scanner writes it."""
-    buffer = io.BytesIO()
-    pages[0].save(buffer, "PDF", resolution=300, save_all=True, append_images=pages[1:])
-    return buffer.getvalue()
 
 
 def mixed_pdf(text: str, scan: Image.Image) -> bytes:

@@ -53,7 +53,32 @@ def test_sentences_end_at_punctuation_and_whitespace() -> None:
 def test_japanese_sentences_need_no_space() -> None:
     text = "日米は協力する。量子技術も進める！本当ですか？"
     assert sentences(text) == ["日米は協力する。", "量子技術も進める！", "本当ですか？"]
-    assert sentences("「はい。」と言った。") == ["「はい。」", "と言った。"]
+    assert sentences("「はい。」と言った。") == ["「はい。」と言った。"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "大臣は「拘束力はない。」と述べた。次へ。",
+            ["大臣は「拘束力はない。」と述べた。", "次へ。"],
+        ),
+        ("「外『内。』外。」後。続き。", ["「外『内。』外。」後。", "続き。"]),
+        ("（注：別紙。）本文。終わり！", ["（注：別紙。）本文。", "終わり！"]),
+        ("予算は「未定。", ["予算は「未定。"]),  # an opening bracket left open
+        ("閉じ」ただけ。次。", ["閉じ」ただけ。", "次。"]),  # a closer with no opener
+        ("「はい。」\n「いいえ。」", ["「はい。」\n「いいえ。」"]),
+        ("The (draft. Really.) text. End.", ["The (draft.", "Really.)", "text.", "End."]),
+    ],
+)
+def test_japanese_sentence_ends_inside_brackets_do_not_end_the_sentence(
+    text: str, expected: list[str]
+) -> None:
+    assert sentences(text) == expected
+
+
+def test_line_breaks_end_quoted_japanese_sentences_when_asked() -> None:
+    assert sentences("「はい。」\n「いいえ。」", lines=True) == ["「はい。」", "「いいえ。」"]
 
 
 def test_abbreviations_and_list_numbers_join_the_next_sentence() -> None:
@@ -86,7 +111,7 @@ def test_sentence_spans_inside_a_window() -> None:
     assert [text[a:b] for a, b in sentence_spans(text, start, end)] == ["Keep one.", "Keep two."]
 
 
-_SENTENCE_TEXT = st.text(alphabet="ab .!?。\n7Dr", max_size=80)
+_SENTENCE_TEXT = st.text(alphabet="ab .!?。「」『）\n7Dr", max_size=80)
 
 
 @given(_SENTENCE_TEXT, st.integers(0, 80), st.integers(0, 80), st.booleans())
@@ -163,3 +188,16 @@ def test_markdown_list_items(line: str, expected: bool) -> None:
 def test_estimate_tokens() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("one two three four five six seven eight nine ten") == 13
+
+
+def test_estimate_tokens_counts_each_cjk_character() -> None:
+    assert estimate_tokens("日米の技術協力。") == 8
+    assert estimate_tokens("JT-60SAを活用する") == 7  # 1.3 for the word, 5 for the kana and kanji
+    assert estimate_tokens("（ＡＩ）と量子") == 7  # full-width forms count too
+    assert estimate_tokens("\u3000日本\u3000") == 2  # the ideographic space is a space
+    assert estimate_tokens("中文也一样") == 5
+
+
+@given(st.text(alphabet="abc .,!?\n\t-'é0"))
+def test_estimate_tokens_of_text_without_cjk_counts_words(text: str) -> None:
+    assert estimate_tokens(text) == (len(text.split()) * 13 + 9) // 10

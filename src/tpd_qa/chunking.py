@@ -25,7 +25,7 @@ TokenCounter = Callable[[str], int]
 _CLAUSE_END = re.compile(r"[.!?。！？;:][\"'”’)\]]*[ \t]*$")
 _WORD = re.compile(r"\S+")
 
-#: The default token counter: :func:`tpd_qa.text.estimate_tokens`.
+#: The default token counter: :func:`tpd_qa.text.estimate_tokens` (words and CJK characters).
 word_count_tokens: TokenCounter = estimate_tokens
 
 
@@ -35,7 +35,12 @@ class ChunkerSettings:
 
     ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk
     (4: sentences as :func:`tpd_qa.text.sentence_spans` cuts them, so an abbreviation
-    such as ``Dr.`` stays with its sentence, as the web UI highlights it).
+    such as ``Dr.`` stays with its sentence, as the web UI highlights it). Not bumped for
+    two later rules that leave text without CJK characters cut exactly as before, so
+    English indexes are not re-embedded for them: a Japanese sentence end inside 「」『』（）
+    ends no sentence, and the default counter counts one token per CJK character. Japanese
+    passages of older indexes stay exact and are cut anew when their document changes or
+    with ``--full``.
     """
 
     algorithm: int = 4

@@ -221,7 +221,7 @@ class HashEmbedder:
         return _normalise(out)
 
     def count_tokens(self, text: str) -> int:
-        """Roughly 1.3 tokens per whitespace-separated word (``tpd_qa.text.estimate_tokens``)."""
+        """Roughly 1.3 tokens per word, 1 per CJK character (``tpd_qa.text.estimate_tokens``)."""
         return estimate_tokens(text)
 
 

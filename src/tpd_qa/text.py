@@ -7,6 +7,7 @@ web UI highlights and the token estimate is the same everywhere.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -26,10 +27,18 @@ ABBREVIATIONS: Final = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "no", "fig", "e.g", "i.e", "etc", "u.s"}
 )
 # A sentence ends at . ! ? followed by whitespace (Latin scripts), right after 。！？
-# (Japanese and Chinese need no space), closing quotes and brackets included.
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|[。！？]+[」』）\"'”’)\]]*")
+# (Japanese and Chinese need no space), closing quotes and brackets included. A 。！？
+# inside a pair of Japanese brackets 「」『』（） ends no sentence: 「…。」と述べた。 is one.
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|(?P<cjk>[。！？]+)[」』）\"'”’)\]]*")
 _SENTENCE_OR_LINE_END = re.compile(_SENTENCE_END.pattern + r"|\n")
+_BRACKET_PAIRS: Final = {"」": "「", "』": "『", "）": "（"}
+_BRACKET = re.compile("[「」『』（）]")
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*")
+# CJK punctuation (not the ideographic space), kana, ideographs (extensions and compatibility
+# forms too), full-width forms.
+_CJK = re.compile(
+    "[\u3001-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
 
 # List items come in two dialects, and they genuinely differ:
 # * in the text of any document (PDF, DOCX, HTML, plain text; what chunking reads), an item
@@ -53,8 +62,14 @@ class ListMarker:
 
 
 def estimate_tokens(text: str) -> int:
-    """A cheap stand-in for a tokenizer: roughly 1.3 word pieces per word."""
-    return (len(text.split()) * 13 + 9) // 10
+    """A cheap stand-in for a tokenizer: roughly 1.3 word pieces per whitespace-separated
+    word, and one per Chinese or Japanese character (kana, kanji, their punctuation and
+    full-width forms), as BERT-style tokenizers split those scripts, written without
+    spaces, about character by character."""
+    cjk = len(_CJK.findall(text))
+    if cjk:
+        text = _CJK.sub(" ", text)
+    return (len(text.split()) * 13 + cjk * 10 + 9) // 10
 
 
 def line_starts(text: str) -> list[int]:
@@ -88,13 +103,17 @@ def sentence_spans(
     With ``lines`` every line break also ends a sentence (for display, where lines are
     list items); without, wrapped lines of a paragraph stay one sentence. A fragment
     that is only a list number (``7.``) or an abbreviation (``Dr.``) is joined to the
-    sentence after it.
+    sentence after it. A 。！？ inside matched Japanese brackets 「」『』（） is part of the
+    sentence around the brackets.
     """
     end = len(text) if end is None else end
     pattern = _SENTENCE_OR_LINE_END if lines else _SENTENCE_END
+    quoted = _bracketed(text, start, end)
     raw: list[tuple[int, int]] = []
     position = start
     for match in pattern.finditer(text, start, end):
+        if quoted and match["cjk"] and _inside(quoted, match.start()):
+            continue
         raw.append((position, match.end()))
         position = match.end()
     raw.append((position, end))
@@ -122,3 +141,34 @@ def sentence_spans(
     if pending is not None:
         spans.append((pending, last_stop))
     return spans
+
+
+def _bracketed(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Insides of the matched Japanese bracket pairs in ``text[start:end]``, outermost
+    only, in text order; a bracket without its partner is ignored."""
+    if not _BRACKET.search(text, start, end):
+        return []
+    opened: list[tuple[str, int]] = []
+    pairs: list[tuple[int, int]] = []
+    for match in _BRACKET.finditer(text, start, end):
+        opener = _BRACKET_PAIRS.get(match.group())
+        if opener is None:
+            opened.append((match.group(), match.end()))
+            continue
+        # Close the nearest open bracket of this kind; any opened after it stay unclosed.
+        for depth in range(len(opened) - 1, -1, -1):
+            if opened[depth][0] == opener:
+                pairs.append((opened[depth][1], match.start()))
+                del opened[depth:]
+                break
+    outermost: list[tuple[int, int]] = []
+    for inside in sorted(pairs):
+        if not outermost or inside[0] >= outermost[-1][1]:
+            outermost.append(inside)
+    return outermost
+
+
+def _inside(insides: list[tuple[int, int]], position: int) -> bool:
+    """Whether ``position`` lies inside one of the (sorted, disjoint) ``insides``."""
+    index = bisect.bisect_right(insides, position, key=lambda inside: inside[0]) - 1
+    return index >= 0 and position < insides[index][1]

@@ -111,7 +111,7 @@ _BINARY_RATIO = 0.10
 
 
 def decode_text(data: bytes, declared: str | None = None) -> str:
-    """Decode text bytes: BOM, then a declared charset, then strict UTF-8, then detection.
+    """Decode text bytes: BOM, declared charset, strict UTF-8, CP932 Japanese, detection.
 
     Raises IngestError for binary data and for text that is empty or only whitespace.
     """
@@ -134,13 +134,45 @@ def decode_text(data: bytes, declared: str | None = None) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = _detect(data)
+            text = _windows_japanese(data) or _detect(data)
     if text is None:
         raise IngestError(BINARY)
     if not text.replace("\x00", "").strip():
         raise IngestError(EMPTY)
     if len(_SUSPICIOUS.findall(text)) > _BINARY_RATIO * len(text):
         raise IngestError(BINARY)
+    return text
+
+
+_HIRAGANA = re.compile("[\u3041-\u309f]")
+# Punctuation, symbols, kana and kanji, full- and half-width forms: what CP932 encodes
+# beyond ASCII except Greek, Cyrillic, a few Latin-1 signs and user-defined characters.
+_JAPANESE = re.compile("[\u2010-\u33ff\u3400-\u9fff\uf900-\ufaff\uff01-\uffef]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _windows_japanese(data: bytes) -> str | None:
+    """``data`` as CP932 (Windows Shift_JIS) if it decodes and reads as Japanese, else None.
+
+    CP932 is the Shift_JIS that Windows writes: it has NEC's circled digits (①) that
+    Python's ``shift_jis`` lacks, and maps 0x8160 to ～ (FULLWIDTH TILDE) where
+    ``shift_jis`` gives 〜 (WAVE DASH). Charset detection finds no encoding for short
+    texts with such characters and calls the rest ``shift_jis``, so this is tried first.
+    Japanese is plausible when at least one in twenty characters beyond ASCII is hiragana
+    (bytes 0x82 0x9F–0xF1, rare in other encodings) and nine in ten are Japanese script,
+    punctuation or symbols.
+    """
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        return None
+    beyond_ascii = sum(ord(c) > 0x7F for c in text)
+    if not beyond_ascii or _CONTROL.search(text):
+        return None
+    hiragana = len(_HIRAGANA.findall(text))
+    japanese = len(_JAPANESE.findall(text))
+    if hiragana * 20 < beyond_ascii or japanese * 10 < beyond_ascii * 9:
+        return None
     return text
 
 
