@@ -66,6 +66,14 @@ def _in_viewport(page: Any, selector: str) -> bool:
     )
 
 
+def _open_link(browser: Any, link: str) -> Any:
+    """``link`` opened in a new browser context (no shared state), once its highlight shows."""
+    page = open_page(browser, link, viewport={"width": 1200, "height": 800})
+    page.wait_for_selector("#tq-viewer .tq-hl")
+    page.wait_for_timeout(500)  # the viewer scrolls its highlight into view
+    return page
+
+
 def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Server) -> None:
     page = open_page(
         browser,
@@ -90,7 +98,11 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
     )
     link = page.evaluate("navigator.clipboard.readText()")
     assert link.startswith(server.url) and "doc=shipyards.pdf" in link
-    # (a link opened in a fresh page is read on load by the server: tests/test_document_view.py)
+    fresh = _open_link(browser, link)
+    assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-page") == "2"
+    assert _in_viewport(fresh, "#tq-viewer .tq-page .tq-hl")
+    screenshot(fresh, "docview-pdf-link", full_page=False)
+    fresh.context.close()
 
     pdf = server.corpus / "shipyards.pdf"
     pdf.write_bytes(pdf.read_bytes() + b"\n% edited after indexing\n")
@@ -103,7 +115,12 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
 
 
 def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) -> None:
-    page = open_page(browser, server.url, viewport={"width": 1200, "height": 700})
+    page = open_page(
+        browser,
+        server.url,
+        viewport={"width": 1200, "height": 700},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     ask(page, "JT-60SA tokamak superconducting")
     card = page.locator("#tq-results article.tq-card[data-source='notes.md']").first
     card.locator("button.tq-open").click()
@@ -114,4 +131,25 @@ def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) ->
     assert page.locator("#tq-viewer nav.tq-outline a").count() == 2
     assert _in_viewport(page, "#tq-viewer #tq-passage")
     screenshot(page, "docview-markdown", full_page=False)
+
+    card.locator("button.tq-copy-link").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tq-results button.tq-copy-link')]"
+        ".some((b) => b.textContent.includes('Copied'))"
+    )
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert "doc=notes.md" in link
+    page.context.close()
+    fresh = _open_link(browser, link)
+    assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-kind") == "md"
+    assert "JT-60SA" in " ".join(fresh.locator("#tq-viewer mark.tq-hl").all_inner_texts())
+    assert _in_viewport(fresh, "#tq-viewer #tq-passage")
+    fresh.context.close()
+
+
+def test_a_link_out_of_the_corpus_is_refused(browser: Any, server: Server) -> None:
+    page = open_page(browser, server.url + "?doc=../../etc/passwd&start=0&end=40")
+    page.wait_for_selector("#tq-viewer [data-state='notice']")
+    shown = page.locator("#tq-viewer").inner_text()
+    assert "does not point to a document in the corpus" in shown and "root:" not in shown
     page.context.close()
