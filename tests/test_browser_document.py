@@ -1,10 +1,13 @@
 """Real-browser tests of "Open in document": a PDF page with its highlight, a copied link
-opened in a fresh page, and a document edited after indexing. Screenshots go to
-artifacts/screenshots/."""
+opened in a fresh page, and a document edited after indexing; and of downloading the
+answers. Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ if not CHROMIUM.exists():  # pragma: no cover
 sync_api = pytest.importorskip("playwright.sync_api")
 
 NOTES = "# Fusion notes\n\n## Naka\n\nThe JT-60SA tokamak in Naka is superconducting.\n"
+LEDGER = '=HYPERLINK("http://evil.example","x") <script>window.__pwned=1</script> Quetzal ledger'
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ["Opening page on shipbuilding capacity.", "Zeppelin hangar refits in Nagasaki yards."],
     )
     (corpus / "notes.md").write_text(NOTES, encoding="utf-8")
+    (corpus / "ledger.txt").write_text(LEDGER + "\n", encoding="utf-8")
     started = start_server(corpus, folder / "index", folder / "serve.log", model="hash")
     with running(started):
         yield started
@@ -152,4 +157,41 @@ def test_a_link_out_of_the_corpus_is_refused(browser: Any, server: Server) -> No
     page.wait_for_selector("#tq-viewer [data-state='notice']")
     shown = page.locator("#tq-viewer").inner_text()
     assert "does not point to a document in the corpus" in shown and "root:" not in shown
+    page.context.close()
+
+
+def _download(page: Any) -> tuple[str, str]:
+    """Click the download button; the file's suggested name and its text."""
+    with page.expect_download() as started:
+        page.locator("#tq-download").click()
+    download = started.value
+    return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8-sig")
+
+
+def test_download_the_answers_as_markdown_and_csv(browser: Any, server: Server) -> None:
+    page = open_page(browser, server.url, viewport={"width": 1200, "height": 800})
+    assert page.locator("#tq-download").is_disabled()  # nothing asked yet
+    ask(page, "Quetzal ledger")
+    page.wait_for_function("() => !document.querySelector('#tq-download').disabled")
+    screenshot(page, "download-row", full_page=False)
+
+    name, markdown = _download(page)
+    assert name == "tpd-qa-quetzal-ledger.md"
+    assert markdown.startswith("# Quetzal ledger\n") and "## 1. ledger\\.txt" in markdown
+    assert f"[Open in document](<{server.url}?doc=ledger.txt&start=0&end=" in markdown
+    assert "<script>" not in markdown and "&lt;script\\>" in markdown
+
+    page.locator("#tq-download-format").get_by_label("CSV").check()
+    page.wait_for_function(
+        "() => document.querySelector('#tq-download').textContent.includes('Download CSV')"
+    )
+    name, table = _download(page)
+    assert name == "tpd-qa-quetzal-ledger.csv"
+    rows = list(csv.DictReader(io.StringIO(table, newline="")))
+    assert rows[0]["source"] == "ledger.txt" and rows[0]["citation"].startswith("ledger.txt")
+    assert rows[0]["text"] == "'" + LEDGER  # a spreadsheet shows it, never runs it
+    assert rows[0]["link"].startswith(f"{server.url}?doc=ledger.txt&start=0&end=")
+    for row in rows:
+        assert not any(value.startswith(("=", "+", "-", "@")) for value in row.values())
+    assert page.evaluate("window.__pwned") is None
     page.context.close()

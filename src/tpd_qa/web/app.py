@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from tpd_qa.export import ExportFormat
 from tpd_qa.limits import DEFAULT_K
 from tpd_qa.records import BuildReport, DocumentInfo
 from tpd_qa.web import views
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS, Asker
 from tpd_qa.web.corpus import CorpusEditor
 from tpd_qa.web.document import open_document, parse_request
+from tpd_qa.web.download import Downloads
 from tpd_qa.web.state import Progress, ServingState
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class WebApp:
     ) -> None:
         self._state = ServingState(corpus_dir, index_dir, model)
         self._asker = Asker(self._state)
+        self._downloads = Downloads(self._asker)
         self._corpus = CorpusEditor(self._state, allow_upload=bool(allow_upload))
         #: What keeps the index current (``serve --watch``): a function giving its one
         #: line of state ("index updated 12 s ago · 2 added"); None when not watching.
@@ -160,6 +163,20 @@ class WebApp:
     ) -> list[dict[str, Any]]:
         """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
         return self._asker.search(question, k, mode, sources)
+
+    def download(
+        self,
+        question: object,
+        k: object = DEFAULT_K,
+        mode: object = "hybrid",
+        sources: object = None,
+        fmt: ExportFormat = "markdown",
+        *,
+        base_url: str = "",
+    ) -> Path | None:
+        """The answers to ``question`` as a Markdown, CSV or JSON file (with a link to
+        each passage under ``base_url``); None when there is nothing to download."""
+        return self._downloads.answers(question, k, mode, sources, fmt, base_url=base_url)
 
     # ------------------------------------------------------------------ documents
 
