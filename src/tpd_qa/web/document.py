@@ -142,7 +142,7 @@ def _pdf_view(path: Path, document: Document, request: DocumentRequest) -> str:
     return (
         f'<section class="tq-docview" data-kind="pdf" data-page="{page}" '
         f'data-pages="{document.pages}" data-zoom="{request.zoom:g}">'
-        f"{_head(document, page, extra)}{nav}"
+        f'<div class="tq-doc-bar">{_head(document, page, extra)}{nav}</div>'
         f'<div class="tq-page" style="position:relative;width:{image.width}px;max-width:100%">'
         f'<img src="data:image/png;base64,{data}" alt="Page {page}" '
         'style="width:100%;display:block">'
@@ -171,7 +171,7 @@ def _text_view(document: Document, request: DocumentRequest) -> str:
     )
     return (
         f'<section class="tq-docview" data-kind="{escape(document.kind)}">'
-        f"{_head(document, None)}"
+        f'<div class="tq-doc-bar">{_head(document, None)}</div>'
         + (f'<nav class="tq-outline"><ul>{outline}</ul></nav>' if outline else "")
         + f'<div class="tq-doc-text" style="white-space:pre-wrap">{"".join(out)}</div></section>'
     )
