@@ -107,7 +107,7 @@ def test_usage_errors_exit_2_with_one_line(
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
-    assert exit_info.value.code == cli.EXIT_USAGE == 2
+    assert exit_info.value.code == cli.ExitStatus.USAGE == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert_one_error_line(captured.err)
@@ -125,14 +125,14 @@ def test_k_zero_message(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_index_prints_summary(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["index", "--quiet"]) == cli.EXIT_OK
+    assert cli.main(["index", "--quiet"]) == cli.ExitStatus.OK
     out = capsys.readouterr().out
     assert "Full rebuild" in out and "no previous index" in out
     assert f"added     {SEED_NAME}" in out
     assert "3 added" in out and "0 skipped" in out
     assert (workdir / "index" / "manifest.json").is_file()
     # second run: nothing to do, unchanged files are counted but not listed
-    assert cli.main(["index"]) == cli.EXIT_OK
+    assert cli.main(["index"]) == cli.ExitStatus.OK
     out = capsys.readouterr().out
     assert "Incremental update" in out
     assert "3 unchanged" in out and "0 embedded now" in out
@@ -143,7 +143,7 @@ def test_index_prints_summary(workdir: Path, capsys: pytest.CaptureFixture[str])
     )
     (workdir / "corpus" / "sub" / "semis.txt").rename(workdir / "corpus" / "chips.txt")
     (workdir / "corpus" / SEED_NAME).unlink()
-    assert cli.main(["index"]) == cli.EXIT_OK
+    assert cli.main(["index"]) == cli.ExitStatus.OK
     out = capsys.readouterr().out
     assert "changed   notes.md" in out
     assert "renamed   chips.txt" in out and "was sub/semis.txt" in out
@@ -155,7 +155,7 @@ def test_index_reports_skips_with_exit_3(workdir: Path, capsys: pytest.CaptureFi
     (workdir / "corpus" / "empty.txt").write_bytes(b"")
     (workdir / "corpus" / "fake.pdf").write_bytes(os.urandom(2048))
     (workdir / "corpus" / "data.csv").write_text("a,b\n", encoding="utf-8")
-    assert cli.main(["index"]) == cli.EXIT_SKIPPED == 3
+    assert cli.main(["index"]) == cli.ExitStatus.SKIPPED == 3
     out = capsys.readouterr().out
     skipped = [line for line in out.splitlines() if line.strip().startswith("skipped")]
     assert len(skipped) == 3
@@ -170,7 +170,7 @@ def test_index_reports_skips_with_exit_3(workdir: Path, capsys: pytest.CaptureFi
 
 def test_index_json(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "corpus" / "empty.txt").write_bytes(b"")
-    assert cli.main(["index", "--json"]) == cli.EXIT_SKIPPED
+    assert cli.main(["index", "--json"]) == cli.ExitStatus.SKIPPED
     report = json.loads(capsys.readouterr().out)
     assert report["full"] is True
     assert report["counts"]["added"] == 3 and report["counts"]["skipped"] == 1
@@ -190,10 +190,10 @@ def test_index_full_flag(workdir: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_index_errors(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["index", "--corpus", "missing"]) == cli.EXIT_ERROR
+    assert cli.main(["index", "--corpus", "missing"]) == cli.ExitStatus.ERROR
     assert_one_error_line(capsys.readouterr().err)
     with index_lock(workdir / "index"):
-        assert cli.main(["index"]) == cli.EXIT_ERROR
+        assert cli.main(["index"]) == cli.ExitStatus.ERROR
     err = capsys.readouterr().err
     assert_one_error_line(err)
     assert "another" in err
@@ -259,7 +259,7 @@ def test_ask_source_filter_repeatable(indexed: Path, capsys: pytest.CaptureFixtu
 def test_ask_empty_question(
     indexed: Path, question: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["ask", question]) == cli.EXIT_ERROR
+    assert cli.main(["ask", question]) == cli.ExitStatus.ERROR
     captured = capsys.readouterr()
     assert captured.out == ""
     assert_one_error_line(captured.err)
@@ -267,7 +267,7 @@ def test_ask_empty_question(
 
 
 def test_ask_missing_index(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["ask", "fusion"]) == cli.EXIT_ERROR
+    assert cli.main(["ask", "fusion"]) == cli.ExitStatus.ERROR
     err = capsys.readouterr().err
     assert_one_error_line(err)
     assert "tpd-qa index" in err
@@ -276,7 +276,7 @@ def test_ask_missing_index(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_ask_damaged_index(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     generation = indexed / "index" / read_manifest(indexed / "index")["generation"]
     (generation / "vectors.npy").write_bytes(b"junk")
-    assert cli.main(["ask", "fusion"]) == cli.EXIT_ERROR
+    assert cli.main(["ask", "fusion"]) == cli.ExitStatus.ERROR
     err = capsys.readouterr().err
     assert_one_error_line(err)
     assert "--full" in err

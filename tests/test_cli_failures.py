@@ -27,13 +27,13 @@ import pytest
 
 import tpd_qa.api as api
 from hardening_support import cli_env
-from tpd_qa.cli import (
+from tpd_qa.cli import main
+from tpd_qa.cli.status import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    main,
 )
 
 DROP_DAC = "--bounding-set=-dac_override,-dac_read_search"

@@ -284,7 +284,7 @@ def test_damaged_index_is_reported_and_repaired(
     damage(built)
     for command in (["ask", "tokamak in Naka"], ["docs"]):
         code, out, err = _main(capsys, *command, "--index", str(built))
-        assert code == cli.EXIT_ERROR, (out, err)
+        assert code == cli.ExitStatus.ERROR, (out, err)
         assert out == ""
         _one_error_line(err, *([words] if words else []))
     # Do what the message says; the index works again and answers as before.
@@ -301,7 +301,7 @@ def test_index_built_for_another_model_is_refused(
     """The configured model differs from the one the index was built with."""
     monkeypatch.setenv("TPD_QA_MODEL", "hash:32")
     code, _, err = _main(capsys, "ask", "tokamak", "--index", str(built))
-    assert code == cli.EXIT_ERROR
+    assert code == cli.ExitStatus.ERROR
     _one_error_line(err, "built with model hash:64", "hash:32")
     code, out, _ = _main(capsys, "index", "--quiet", "--corpus", str(corpus), "--index", str(built))
     assert code == 0
@@ -317,7 +317,7 @@ def test_manifest_model_disagrees_with_vectors(
     _edit_manifest(_set(("model", "name"), "hash:32"))(built)
     monkeypatch.delenv("TPD_QA_MODEL")
     code, _, err = _main(capsys, "ask", "tokamak", "--index", str(built))
-    assert code == cli.EXIT_ERROR
+    assert code == cli.ExitStatus.ERROR
     _one_error_line(err, "dimension")
     monkeypatch.setenv("TPD_QA_MODEL", "hash")
     code, *_ = _main(capsys, "index", "--quiet", "--corpus", str(corpus), "--index", str(built))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tpd_qa import api
-from tpd_qa.cli import EXIT_ERROR, EXIT_OK, main
+from tpd_qa.cli import main
+from tpd_qa.cli.status import EXIT_ERROR, EXIT_OK
 from tpd_qa.errors import ConfigError
 from tpd_qa.index import MARKER
 

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
 from tpd_qa.errors import (
@@ -20,6 +21,7 @@ from tpd_qa.index import (
     Index,
     IndexSettings,
     ProgressCallback,
+    UpdateOptions,
     check_folders,
     claim_index_dir,
     index_lock,
@@ -33,6 +35,9 @@ from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.pages import DEFAULT_SCALE, Box, PageCache, PageImage, render, source_path
 from tpd_qa.pages import highlight_boxes as _boxes
 from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage
+
+if TYPE_CHECKING:
+    from typing import Unpack  # Python 3.11; annotations are not evaluated at run time
 
 __all__ = [
     "MAX_QUESTION_CHARS",
@@ -172,16 +177,22 @@ def build_index(
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
     settings = IndexSettings(model=model or configured_model() or "default")
-    exclude = [directory]
-    executor = (
-        RayExecutor(settings.model, settings.chunker, ray, workers=ray_workers, progress=progress)
-        if ray is not None
-        else None
-    )
+    reading: UpdateOptions = {
+        "exclude": [directory],
+        "progress": progress,
+        "on_progress": on_progress,
+        "ocr": OcrOptions(enabled=ocr, cache_dir=directory / OCR_CACHE_DIR_NAME),
+        "executor": (
+            RayExecutor(
+                settings.model, settings.chunker, ray, workers=ray_workers, progress=progress
+            )
+            if ray is not None
+            else None
+        ),
+    }
     check_folders(corpus, directory)
     claim_index_dir(directory)  # before the lock file is created in it
     store = open_store(directory, backend=backend, uri=milvus_uri)
-    options = OcrOptions(enabled=ocr, cache_dir=directory / OCR_CACHE_DIR_NAME)
     with index_lock(directory, wait=wait):
         previous: Index | None = None
         reason = ""
@@ -195,28 +206,13 @@ def build_index(
             reason = f"previous index unusable: {exc}"
         if previous is None or reason or full:
             index = Index(settings=settings, embedder_factory=shared_embedder)
-            report = index.update(
-                corpus,
-                exclude=exclude,
-                full=True,
-                progress=progress,
-                on_progress=on_progress,
-                ocr=options,
-                executor=executor,
-            )
+            report = index.update(corpus, full=True, **reading)
             report.full = True
             report.full_reason = reason or ("--full requested" if full else "no previous index")
             index.save_to(store)
         else:
             before = previous.fingerprint()
-            report = previous.update(
-                corpus,
-                exclude=exclude,
-                progress=progress,
-                on_progress=on_progress,
-                ocr=options,
-                executor=executor,
-            )
+            report = previous.update(corpus, **reading)
             if previous.fingerprint() != before or not _same_store(store, directory):
                 previous.save_to(store)
             else:
@@ -271,6 +267,14 @@ def highlight_boxes(
     return _boxes(path, document, passage.start, passage.end)
 
 
+class PageOptions(TypedDict, total=False):
+    """Where a page comes from and how large it is drawn (see :func:`page_image`)."""
+
+    corpus_dir: str | Path | None
+    index_dir: str | Path | None
+    scale: float
+
+
 def page_image(
     source: str,
     page: int,
@@ -290,16 +294,13 @@ def render_page(
     source: str,
     page: int,
     spans: Sequence[tuple[int, int]] = (),
-    *,
-    corpus_dir: str | Path | None = None,
-    index_dir: str | Path | None = None,
-    scale: float = DEFAULT_SCALE,
+    **options: Unpack[PageOptions],
 ) -> bytes:
     """PNG bytes of page ``page`` (1-based) of the indexed PDF ``source``, the characters
-    of each ``(start, end)`` span of the document's text highlighted.
+    of each ``(start, end)`` span of the document's text highlighted; ``corpus_dir``,
+    ``index_dir`` and ``scale`` as for :func:`page_image`.
 
     >>> p = retrieve("semiconductors", k=1)[0]  # doctest: +SKIP
     >>> png = render_page(p.source, p.page, [(p.start, p.end)])  # doctest: +SKIP
     """
-    image = page_image(source, page, spans, corpus_dir=corpus_dir, index_dir=index_dir, scale=scale)
-    return image.png
+    return page_image(source, page, spans, **options).png

@@ -30,6 +30,7 @@ from tpd_qa.ingest.read import content_hash
 from tpd_qa.records import Document
 
 __all__ = [
+    "read_original",
     "DEFAULT_SCALE",
     "Box",
     "PageCache",
@@ -83,7 +84,9 @@ def source_path(corpus: Path, source: str) -> Path:
     return path
 
 
-def _read_original(path: Path, document: Document) -> bytes:
+def read_original(path: Path, document: Document) -> bytes:
+    """The bytes of ``document``'s file at ``path``; SourceError ("missing" or "changed")
+    when it is gone or no longer what was indexed."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -158,7 +161,7 @@ def highlight_boxes(pdf_path: Path, document: Document, start: int, end: int) ->
     PDF at ``pdf_path`` (one per line part, on every page the span touches)."""
     if document.kind != "pdf":
         raise SourceError(f"{document.source} is not a PDF", "missing")
-    pdf = open_pdf(_read_original(Path(pdf_path), document))
+    pdf = open_pdf(read_original(Path(pdf_path), document))
     try:
         boxes: list[Box] = []
         for page in _pages_of(document, start, end):
@@ -234,7 +237,7 @@ def render(
         cached = cache.get(key)
         if cached is not None:
             return cached
-    pdf = open_pdf(_read_original(Path(pdf_path), document))
+    pdf = open_pdf(read_original(Path(pdf_path), document))
     try:
         boxes = merge_lines(_char_boxes(pdf, document, page, spans)) if spans else []
         image = _draw(pdf[page - 1], boxes, scale)

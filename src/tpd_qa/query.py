@@ -16,6 +16,38 @@ from tpd_qa.modes import Mode, normalise_mode
 __all__ = ["Query", "check_k", "clean_question"]
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A question with its search options, validated."""
+
+    question: str
+    k: int
+    mode: Mode
+    sources: tuple[str, ...] | None
+
+    @classmethod
+    def parse(
+        cls,
+        question: object,
+        k: object = 5,
+        mode: object = "hybrid",
+        sources: Iterable[str] | str | None = None,
+        *,
+        k_limit: int | None = None,
+    ) -> Query:
+        """Validate every part; raises QueryError with one clear sentence on bad input.
+
+        ``sources=None`` searches everything; a list limits the search to those
+        documents (an empty list matches nothing).
+        """
+        if isinstance(sources, str):
+            sources = [sources]
+        chosen = None if sources is None else tuple(str(source) for source in sources)
+        return cls(
+            clean_question(question), check_k(k, limit=k_limit), normalise_mode(mode), chosen
+        )
+
+
 def clean_question(question: object) -> str:
     """The question as text that is safe to embed, tokenize and show.
 
@@ -47,35 +79,3 @@ def check_k(k: object, *, limit: int | None = None) -> int:
     if number is None or number < 1 or (limit is not None and number > limit):
         raise QueryError(f"k must be a whole number {bound}, got {k!r}")
     return number
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A question with its search options, validated."""
-
-    question: str
-    k: int
-    mode: Mode
-    sources: tuple[str, ...] | None
-
-    @classmethod
-    def parse(
-        cls,
-        question: object,
-        k: object = 5,
-        mode: object = "hybrid",
-        sources: Iterable[str] | str | None = None,
-        *,
-        k_limit: int | None = None,
-    ) -> Query:
-        """Validate every part; raises QueryError with one clear sentence on bad input.
-
-        ``sources=None`` searches everything; a list limits the search to those
-        documents (an empty list matches nothing).
-        """
-        if isinstance(sources, str):
-            sources = [sources]
-        chosen = None if sources is None else tuple(str(source) for source in sources)
-        return cls(
-            clean_question(question), check_k(k, limit=k_limit), normalise_mode(mode), chosen
-        )

@@ -33,25 +33,10 @@ from tpd_qa.cli.commands import folders, run
 from tpd_qa.cli.failures import os_error_message
 from tpd_qa.cli.output import error_message, write_error
 from tpd_qa.cli.parser import build_parser
-from tpd_qa.cli.status import (
-    EXIT_BROKEN_PIPE,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SKIPPED,
-    EXIT_USAGE,
-)
+from tpd_qa.cli.status import ExitStatus
 from tpd_qa.errors import TpdQaError
 
-__all__ = [
-    "EXIT_BROKEN_PIPE",
-    "EXIT_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_SKIPPED",
-    "EXIT_USAGE",
-    "main",
-]
+__all__ = ["ExitStatus", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,16 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every failure ends in one line on stderr (or, for a closed pipe, in silence).
     except TpdQaError as exc:
         write_error(error_message(exc))
-        return EXIT_ERROR
+        return ExitStatus.ERROR
     except BrokenPipeError:
         _silence_stdout()
-        return EXIT_BROKEN_PIPE
+        return ExitStatus.BROKEN_PIPE
     except OSError as exc:
         write_error(os_error_message(exc, folders(args)))
-        return EXIT_ERROR
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         write_error("interrupted; nothing half-written is kept: run the command again")
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
 
 
 def _silence_stdout() -> None:

@@ -6,7 +6,7 @@ import argparse
 import difflib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tpd_qa.api as api
@@ -32,23 +32,22 @@ __all__ = ["folders", "run", "unknown_sources"]
 
 def run(args: argparse.Namespace) -> int:
     """Run the command ``args`` names."""
-    if args.command == "index":
-        return _index(args)
-    if args.command == "ask":
-        return _ask(args)
-    if args.command == "docs":
-        return _docs(args)
-    if args.command == "show":
-        return _show(args)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "watch":
-        return _watch(args)
-    if args.command == "eval":
-        from tpd_qa.cli.evaluate import run_eval_command
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "index": _index,
+        "ask": _ask,
+        "docs": _docs,
+        "show": _show,
+        "serve": _serve,
+        "watch": _watch,
+        "eval": _eval,
+    }
+    return handlers[args.command](args)
 
-        return run_eval_command(args)
-    raise AssertionError(args.command)
+
+def _eval(args: argparse.Namespace) -> int:
+    from tpd_qa.cli.evaluate import run_eval_command  # ranx loads only for `eval`
+
+    return run_eval_command(args)
 
 
 def folders(args: argparse.Namespace) -> dict[str, Path]:

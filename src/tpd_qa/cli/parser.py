@@ -3,64 +3,61 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from tpd_qa.cli.evaluate import add_eval_arguments
 from tpd_qa.cli.status import EXIT_STATUS_HELP, EXIT_USAGE, WATCH_HELP
-from tpd_qa.errors import ConfigError, QueryError
+from tpd_qa.errors import TpdQaError
 from tpd_qa.export import EXPORT_FORMATS
 from tpd_qa.index.cluster import check_address
 from tpd_qa.limits import DEFAULT_K
-from tpd_qa.modes import BACKENDS, MODE_ALIASES, MODES, Mode, normalise_mode
+from tpd_qa.modes import BACKENDS, MODE_ALIASES, MODES, normalise_mode
 from tpd_qa.query import check_k
 
 __all__ = ["build_parser"]
 
 
-def _k(value: str) -> int:
-    """``-k``: the shared rule (a whole number of at least 1), as a usage error."""
-    try:
-        return check_k(value)
-    except QueryError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+T = TypeVar("T")
 
 
-def _mode(value: str) -> Mode:
-    """``--mode``: any accepted name or alias, as the canonical mode."""
-    try:
-        return normalise_mode(value)
-    except QueryError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _usage_checked(check: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type=`` from a library check: its error becomes a usage error, so
+    the option obeys the same rule, with the same message, as every other way in."""
+
+    def convert(value: str) -> T:
+        try:
+            return check(value)
+        except TpdQaError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = check.__name__
+    return convert
 
 
-def _offset(value: str) -> int:
-    """A character offset or count: a whole number of at least 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {number}")
-    return number
+def _at_least(least: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number of at least ``least``."""
+
+    def convert(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = least - 1
+        if number < least:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of at least {least}, got {value!r}"
+            )
+        return number
+
+    return convert
 
 
-def _ray_address(value: str) -> str:
-    """``--ray``: an address form Ray accepts, checked before any work starts."""
-    try:
-        return check_address(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return number
+_k = _usage_checked(check_k)  # -k: a whole number of at least 1
+_mode = _usage_checked(normalise_mode)  # --mode: any accepted name or alias
+_ray_address = _usage_checked(check_address)  # --ray: checked before any work starts
+_offset = _at_least(0)  # --start, --end, --context: character offsets and counts
+_positive = _at_least(1)  # --ray-workers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,12 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    index = commands.add_parser(
+    def command(name: str, *, corpus: bool, **options: Any) -> argparse.ArgumentParser:
+        """A subcommand with --index (and --corpus when it reads the corpus)."""
+        sub = commands.add_parser(name, **options)
+        _folders(sub, corpus=corpus)
+        return sub
+
+    index = command(
         "index",
         help="(re)build the index from the corpus, incrementally",
         description="Embed new and changed documents, drop removed ones, reuse the rest.",
+        corpus=True,
     )
-    _folders(index, corpus=True)
     index.add_argument("--full", action="store_true", help="rebuild everything from scratch")
     index.add_argument(
         "--no-ocr",
@@ -133,11 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray actors, each with its own model (default: one per CPU of the cluster)",
     )
 
-    ask = commands.add_parser(
-        "ask", help="answer a question with cited passages", description="Search the index."
+    ask = command(
+        "ask",
+        help="answer a question with cited passages",
+        description="Search the index.",
+        corpus=False,
     )
     ask.add_argument("question", help="the question, in plain language")
-    _folders(ask, corpus=False)
     ask.add_argument(
         "-k", type=_k, default=DEFAULT_K, help=f"number of passages (default {DEFAULT_K})"
     )
@@ -162,15 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
 
-    show = commands.add_parser(
+    show = command(
         "show",
         help="print a passage with the text around it (and draw it on its PDF page)",
         description="Show a cited passage in its document. CITATION is a citation as "
         "`ask` prints it (source · … · chars START–END) or a document's source path with "
         "--start and --end.",
+        corpus=True,
     )
     show.add_argument("citation", metavar="CITATION_OR_SOURCE")
-    _folders(show, corpus=True)
     show.add_argument("--start", type=_offset, help="first character of the passage")
     show.add_argument("--end", type=_offset, help="character after the passage")
     show.add_argument(
@@ -183,18 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a PDF: write its page with the passage highlighted (PNG)",
     )
 
-    docs = commands.add_parser("docs", help="list the indexed documents")
-    _folders(docs, corpus=False)
+    docs = command("docs", help="list the indexed documents", corpus=False)
     docs.add_argument("--json", action="store_true", help="print JSON")
 
-    serve = commands.add_parser(
+    serve = command(
         "serve",
         help="serve the web UI (builds the index first if needed)",
         description="Serve the Gradio web UI; binds 127.0.0.1 unless --host says otherwise.",
+        corpus=True,
     )
-    _folders(serve, corpus=True)
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
         "--allow-upload", action="store_true", help="let visitors add documents to the corpus"
     )
@@ -204,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="index new, changed and removed files on their own while serving",
     )
 
-    watch = commands.add_parser(
+    watch = command(
         "watch",
         help="keep the index current while the corpus changes",
         description=(
@@ -214,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=WATCH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        corpus=True,
     )
-    _folders(watch, corpus=True)
     watch.add_argument(
         "--quiet",
         action="store_true",

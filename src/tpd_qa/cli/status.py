@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from enum import IntEnum
 from typing import Final
 
 __all__ = [
@@ -14,18 +15,22 @@ __all__ = [
     "EXIT_STATUS_HELP",
     "EXIT_USAGE",
     "WATCH_HELP",
+    "ExitStatus",
 ]
 
-EXIT_OK: Final = 0
-#: One ``tpd-qa: error: …`` line on stderr says what failed and what to do.
-EXIT_ERROR: Final = 1
-EXIT_USAGE: Final = 2
-#: The index was built, but some files were skipped (each listed with its reason).
-EXIT_SKIPPED: Final = 3
-#: Ctrl-C: 128 + SIGINT, as shells report it.
-EXIT_INTERRUPTED: Final = 128 + int(signal.SIGINT)
-#: stdout was closed early (``tpd-qa ask … | head -1``): 128 + SIGPIPE, nothing printed.
-EXIT_BROKEN_PIPE: Final = 128 + int(signal.SIGPIPE)
+
+class ExitStatus(IntEnum):
+    """What ``tpd-qa`` returns to the shell."""
+
+    OK = 0
+    ERROR = 1  # one ``tpd-qa: error: …`` line on stderr says what failed and what to do
+    USAGE = 2
+    SKIPPED = 3  # the index was built, but some files were skipped (each with its reason)
+    INTERRUPTED = 128 + int(signal.SIGINT)  # Ctrl-C, as shells report it
+    BROKEN_PIPE = 128 + int(signal.SIGPIPE)  # stdout closed early (``… | head -1``), silent
+
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SKIPPED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = ExitStatus
 
 #: The exit statuses as ``--help`` shows them.
 EXIT_STATUS_HELP: Final = f"""\

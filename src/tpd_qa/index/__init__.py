@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from tpd_qa.chunking import Chunker
 from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
@@ -54,6 +54,9 @@ from tpd_qa.modes import BACKENDS, MODES, Backend, normalise_mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
 
+if TYPE_CHECKING:
+    from typing import Unpack  # Python 3.11; annotations are not evaluated at run time
+
 __all__ = [
     "BACKENDS",
     "FORMAT_VERSION",
@@ -67,11 +70,13 @@ __all__ = [
     "IndexSettings",
     "IndexState",
     "IndexStore",
+    "LoadOptions",
     "ProgressCallback",
     "QueryVectors",
     "SearchSettings",
     "Searcher",
     "Snapshot",
+    "UpdateOptions",
     "check_folders",
     "claim_index_dir",
     "index_lock",
@@ -83,6 +88,26 @@ __all__ = [
 ]
 
 
+class UpdateOptions(TypedDict, total=False):
+    """How :meth:`Index.update` (and :meth:`Index.build`) reads the corpus; see there."""
+
+    exclude: Sequence[Path]
+    progress: bool
+    on_progress: ProgressCallback | None
+    ocr: OcrOptions | None
+    executor: Executor | None
+
+
+class LoadOptions(TypedDict, total=False):
+    """How :meth:`Index.load` (and :meth:`Index.load_from`) opens an index; see there."""
+
+    embedder: Embedder | None
+    model: str | None
+    search_settings: SearchSettings | None
+    embedder_factory: Callable[[str], Embedder]
+    verify: bool
+
+
 class Index:
     """An in-memory searchable index over a corpus, loadable from and savable to disk."""
 
@@ -90,8 +115,8 @@ class Index:
         self,
         *,
         settings: IndexSettings,
-        embedder: Embedder | None = None,
         search_settings: SearchSettings | None = None,
+        embedder: Embedder | None = None,
         embedder_factory: Callable[[str], Embedder] = make_embedder,
     ) -> None:
         self.settings = settings
@@ -179,29 +204,19 @@ class Index:
         cls,
         corpus: Path,
         *,
+        embedder_factory: Callable[[str], Embedder] = make_embedder,
         settings: IndexSettings | None = None,
         embedder: Embedder | None = None,
-        embedder_factory: Callable[[str], Embedder] = make_embedder,
-        exclude: Sequence[Path] = (),
-        progress: bool = False,
-        on_progress: ProgressCallback | None = None,
-        ocr: OcrOptions | None = None,
+        **options: Unpack[UpdateOptions],
     ) -> tuple[Index, BuildReport]:
-        """Index every supported file under ``corpus`` from scratch."""
+        """Index every supported file under ``corpus`` from scratch (``options`` as for
+        :meth:`update`)."""
         index = cls(
             settings=settings or IndexSettings(),
             embedder=embedder,
             embedder_factory=embedder_factory,
         )
-        report = index.update(
-            corpus,
-            exclude=exclude,
-            full=True,
-            progress=progress,
-            on_progress=on_progress,
-            ocr=ocr,
-        )
-        return index, report
+        return index, index.update(corpus, full=True, **options)
 
     @classmethod
     def from_documents(
@@ -327,29 +342,13 @@ class Index:
         store.save(Snapshot(self.settings, self.model_name, self._state))
 
     @classmethod
-    def load(
-        cls,
-        directory: Path,
-        *,
-        embedder: Embedder | None = None,
-        model: str | None = None,
-        search_settings: SearchSettings | None = None,
-        embedder_factory: Callable[[str], Embedder] = make_embedder,
-        verify: bool = True,
-    ) -> Index:
+    def load(cls, directory: Path, **options: Unpack[LoadOptions]) -> Index:
         """Load an index saved by ``save``; checks it is complete and fits the model.
 
         ``model`` (a configured model name) or ``embedder`` must match the model the index
         was built with; with neither, the index's own model is used (loaded lazily).
         """
-        return cls.load_from(
-            open_store(directory),
-            embedder=embedder,
-            model=model,
-            search_settings=search_settings,
-            embedder_factory=embedder_factory,
-            verify=verify,
-        )
+        return cls.load_from(open_store(directory), **options)
 
     @classmethod
     def load_from(

@@ -357,31 +357,25 @@ def _read_generation(
         stats = {
             str(record.pop("source")): FileStat(**record) for record in _read_jsonl(stats_file)
         }
+    state = IndexState(
+        docs=docs,
+        chunks=chunks,
+        vectors=vectors,
+        row_doc=np.asarray(row_doc, dtype=np.int64),
+        file_stats=stats,
+        dimension=dimension,
+    )
     if manifest["dense"]["kind"] == "none":  # searched elsewhere: no local structures
-        return IndexState(
-            docs=docs,
-            chunks=chunks,
-            vectors=vectors,
-            row_doc=np.asarray(row_doc, dtype=np.int64),
-            file_stats=stats,
-            dimension=dimension,
-        )
+        return state
     if manifest["dense"]["kind"] != "flat":
         dense = DenseIndex.load(generation / "dense.faiss", vectors)
     else:
         dense = DenseIndex.build(vectors, kind="flat")
     if dense.size != len(chunks):
         raise IndexCorruptError("vector index size differs from chunk count", remedy="rebuild_full")
-    return IndexState(
-        docs=docs,
-        chunks=chunks,
-        vectors=vectors,
-        row_doc=np.asarray(row_doc, dtype=np.int64),
-        dense=dense,
-        sparse=SparseIndex.load(generation / "sparse", sparse, len(chunks)),
-        file_stats=stats,
-        dimension=dimension,
-    )
+    state.dense = dense
+    state.sparse = SparseIndex.load(generation / "sparse", sparse, len(chunks))
+    return state
 
 
 def _document_record(stored: StoredDocument) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
-from typing import Literal
+from typing import Literal, TypeVar
 
 import tpd_qa.api as api
 from tpd_qa.errors import IndexLockedError, TpdQaError
@@ -40,6 +40,7 @@ from tpd_qa.watch.status import Rebuild, WatchStatus
 __all__ = ["CorpusWatcher", "is_ignored"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Names of files that are being written or belong to an editor, never documents.
 _TEMPORARY = re.compile(
@@ -394,18 +395,20 @@ class CorpusWatcher:
         self._notify(status)
 
     def _notify(self, status: WatchStatus) -> None:
-        if self.on_change is not None:
-            try:
-                self.on_change(status)
-            except Exception:
-                log.exception("on_change callback failed")
+        _call_back(self.on_change, status, "on_change")
 
     def _report(self, rebuild: Rebuild) -> None:
-        if self.on_report is not None:
-            try:
-                self.on_report(rebuild)
-            except Exception:
-                log.exception("on_report callback failed")
+        _call_back(self.on_report, rebuild, "on_report")
+
+
+def _call_back(callback: Callable[[T], object] | None, value: T, name: str) -> None:
+    """Call a caller's callback; its failure is logged and never stops the watching."""
+    if callback is None:
+        return
+    try:
+        callback(value)
+    except Exception:
+        log.exception("%s callback failed", name)
 
 
 def _stamp(path: str) -> _Stamp:

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from tpd_qa.export import ExportFormat
-from tpd_qa.limits import DEFAULT_K
 from tpd_qa.records import BuildReport, DocumentInfo
 from tpd_qa.web import views
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS, Asker
@@ -44,8 +42,17 @@ class WebApp:
         model: str | None = None,
     ) -> None:
         self._state = ServingState(corpus_dir, index_dir, model)
+        self.corpus_dir: Path = self._state.corpus_dir
+        self.index_dir: Path = self._state.index_dir
+        self.model: str | None = self._state.model
         self._asker = Asker(self._state)
-        self._downloads = Downloads(self._asker)
+        #: Answer a question: ranked passage cards, or a state message (never raises).
+        self.ask = self._asker.ask
+        #: Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError.
+        self.search = self._asker.search
+        #: The answers to a question as a Markdown, CSV or JSON file (a link to each
+        #: passage under ``base_url``); None when there is nothing to download.
+        self.download = Downloads(self._asker).answers
         self._corpus = CorpusEditor(self._state, allow_upload=bool(allow_upload))
         #: What keeps the index current (``serve --watch``): a function giving its one
         #: line of state ("index updated 12 s ago · 2 added"); None when not watching.
@@ -57,18 +64,6 @@ class WebApp:
         return self.watch_status is not None
 
     # ------------------------------------------------------------------ index state
-
-    @property
-    def corpus_dir(self) -> Path:
-        return self._state.corpus_dir
-
-    @property
-    def index_dir(self) -> Path:
-        return self._state.index_dir
-
-    @property
-    def model(self) -> str | None:
-        return self._state.model
 
     @property
     def allow_upload(self) -> bool:
@@ -141,42 +136,6 @@ class WebApp:
             (title if titles.count(title) == 1 else f"{title} ({doc.source})", doc.source)
             for title, doc in zip(titles, documents, strict=True)
         ]
-
-    # ------------------------------------------------------------------ asking
-
-    def ask(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
-    ) -> str:
-        """Answer ``question``: ranked passage cards, or a state message (never raises)."""
-        return self._asker.ask(question, k, mode, sources)
-
-    def search(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
-    ) -> list[dict[str, Any]]:
-        """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
-        return self._asker.search(question, k, mode, sources)
-
-    def download(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
-        fmt: ExportFormat = "markdown",
-        *,
-        base_url: str = "",
-    ) -> Path | None:
-        """The answers to ``question`` as a Markdown, CSV or JSON file (with a link to
-        each passage under ``base_url``); None when there is nothing to download."""
-        return self._downloads.answers(question, k, mode, sources, fmt, base_url=base_url)
 
     # ------------------------------------------------------------------ documents
 

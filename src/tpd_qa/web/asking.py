@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -30,10 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXAMPLE_QUESTIONS",
-    "LEXICAL_SENTENCE_MIN",
-    "LEXICAL_SENTENCE_WEIGHT",
-    "SEMANTIC_HIGHLIGHT_CARDS",
-    "SEMANTIC_SENTENCE_MIN",
+    "SENTENCE_PICKING",
+    "SentencePicking",
     "Asker",
     "parse_request",
 ]
@@ -47,19 +46,32 @@ EXAMPLE_QUESTIONS: Final[tuple[str, ...]] = (
     "What will the two countries do about submarine cables?",
     "How will they cooperate on quantum technology?",
 )
-#: Cards whose best sentence is chosen with the embedding model (the rest: by words).
-SEMANTIC_HIGHLIGHT_CARDS: Final = 5
-#: Weight of word overlap next to cosine similarity when choosing a best sentence.
-LEXICAL_SENTENCE_WEIGHT: Final = 0.15
-#: Least (cosine + weighted word overlap) for a sentence to be highlighted as an answer;
-#: measured on corpus/: answering sentences score 0.38-0.81, unrelated ones 0.02-0.34.
-SEMANTIC_SENTENCE_MIN: Final = 0.35
-#: Least share of the question's words a sentence needs when chosen by words alone.
-LEXICAL_SENTENCE_MIN: Final = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SentencePicking:
+    """How a card's best sentences are chosen for highlighting.
+
+    Scores are cosine + ``lexical_weight`` × word overlap; measured on corpus/,
+    answering sentences score 0.38-0.81 and unrelated ones 0.02-0.34.
+    """
+
+    semantic_cards: int = 5  # cards scored with the model; the rest by words alone
+    lexical_weight: float = 0.15  # word overlap's weight beside the cosine
+    semantic_min: float = 0.35  # least score of a highlighted sentence
+    lexical_min: float = 0.5  # by words alone: least share of the question's words
+
+
+SENTENCE_PICKING: Final = SentencePicking()
 _SENTENCE_CACHE_SIZE = 4096
 
 
-def parse_request(question: object, k: object, mode: object, sources: object) -> Query:
+#: A request field as it arrives from the page or an API client: anything at all until
+#: :func:`parse_request` has checked it.
+Field = object
+
+
+def parse_request(question: Field, k: Field, mode: Field, sources: Field) -> Query:
     """The one validation of both endpoints; raises QueryError with one clear sentence.
 
     ``k`` and ``mode`` left out (None) mean the defaults; empty ``sources`` (the page's
@@ -89,11 +101,7 @@ class Asker:
         self._sentence_lock = threading.Lock()
 
     def ask(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
+        self, question: Field, k: Field = DEFAULT_K, mode: Field = "hybrid", sources: Field = None
     ) -> str:
         """Answer ``question``: ranked passage cards, or a state message (never raises)."""
         try:
@@ -113,11 +121,7 @@ class Asker:
             )
 
     def search(
-        self,
-        question: object,
-        k: object = DEFAULT_K,
-        mode: object = "hybrid",
-        sources: object = None,
+        self, question: Field, k: Field = DEFAULT_K, mode: Field = "hybrid", sources: Field = None
     ) -> list[dict[str, Any]]:
         """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
         query, index, passages = self.passages(question, k, mode, sources)
@@ -129,7 +133,7 @@ class Asker:
         ]
 
     def passages(
-        self, question: object, k: object, mode: object, sources: object
+        self, question: Field, k: Field, mode: Field, sources: Field
     ) -> tuple[Query, Index, list[Passage]]:
         """The query as understood, the index that answered and its passages, best first;
         raises TpdQaError (a bad request, no index)."""
@@ -160,7 +164,7 @@ class Asker:
             passages = index.search(query.question, query.k, mode=query.mode, sources=query.sources)
             similarities = index.similarity(query.question, passages) if passages else []
             semantic = self._sentence_similarities(
-                index, query.question, passages[:SEMANTIC_HIGHLIGHT_CARDS]
+                index, query.question, passages[: SENTENCE_PICKING.semantic_cards]
             )
         terms = analysis.query_terms(query.question)
         coverage = analysis.term_coverage(terms, (p.text for p in passages))
@@ -194,12 +198,13 @@ class Asker:
         best: tuple[tuple[int, int], ...] = ()
         if not weak:
             scores = analysis.lexical_sentence_scores(passage.text, spans, terms)
-            minimum = LEXICAL_SENTENCE_MIN
+            minimum = SENTENCE_PICKING.lexical_min
             if semantic is not None and len(semantic) == len(scores):
                 scores = [
-                    s + LEXICAL_SENTENCE_WEIGHT * w for s, w in zip(semantic, scores, strict=True)
+                    s + SENTENCE_PICKING.lexical_weight * w
+                    for s, w in zip(semantic, scores, strict=True)
                 ]
-                minimum = SEMANTIC_SENTENCE_MIN
+                minimum = SENTENCE_PICKING.semantic_min
             best = tuple(spans[i] for i in analysis.best_sentences(scores, minimum=minimum))
         before = after = link = ""
         more_before = more_after = False

@@ -18,8 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tpd_qa.errors import SourceError
-from tpd_qa.ingest.read import content_hash
-from tpd_qa.pages import DEFAULT_SCALE, render, source_path
+from tpd_qa.pages import DEFAULT_SCALE, read_original, render, source_path
 from tpd_qa.records import Document
 from tpd_qa.web.views import isolate, isolate_name, render_state
 
@@ -190,12 +189,7 @@ def open_document(corpus: Path, documents: dict[str, Document], request: Documen
             )
         if document.kind == "pdf":
             return _pdf_view(path, document, request)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"{request.source} is no longer in the corpus", "missing") from exc
-        if content_hash(data) != document.sha256:
-            raise SourceError(f"{request.source} has changed since it was indexed", "changed")
+        read_original(path, document)
         return _text_view(document, request)
     except SourceError as exc:
         return _notice(exc.reason, str(exc))

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tpd_qa.errors import TpdQaError
 from tpd_qa.export import SUFFIXES, ExportFormat, export, passage_link
-from tpd_qa.web.asking import Asker
+from tpd_qa.limits import DEFAULT_K
+from tpd_qa.web.asking import Asker, Field
 
 __all__ = ["DOWNLOAD_CHOICES", "KEEP_FILES", "Downloads", "download_name", "page_url"]
 
@@ -69,11 +70,11 @@ class Downloads:
 
     def answers(
         self,
-        question: object,
-        k: object,
-        mode: object,
-        sources: object,
-        fmt: ExportFormat,
+        question: Field,
+        k: Field = DEFAULT_K,
+        mode: Field = "hybrid",
+        sources: Field = None,
+        fmt: ExportFormat = "markdown",
         *,
         base_url: str = "",
     ) -> Path | None:
