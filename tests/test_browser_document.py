@@ -1,10 +1,13 @@
 """Real-browser tests of "Open in document": a PDF page with its highlight, a copied link
-opened in a fresh page, and a document edited after indexing. Screenshots go to
-artifacts/screenshots/."""
+opened in a fresh page, and a document edited after indexing; and of downloading the
+answers. Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ if not CHROMIUM.exists():  # pragma: no cover
 sync_api = pytest.importorskip("playwright.sync_api")
 
 NOTES = "# Fusion notes\n\n## Naka\n\nThe JT-60SA tokamak in Naka is superconducting.\n"
+LEDGER = '=HYPERLINK("http://evil.example","x") <script>window.__pwned=1</script> Quetzal ledger'
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ["Opening page on shipbuilding capacity.", "Zeppelin hangar refits in Nagasaki yards."],
     )
     (corpus / "notes.md").write_text(NOTES, encoding="utf-8")
+    (corpus / "ledger.txt").write_text(LEDGER + "\n", encoding="utf-8")
     started = start_server(corpus, folder / "index", folder / "serve.log", model="hash")
     with running(started):
         yield started
@@ -66,6 +71,14 @@ def _in_viewport(page: Any, selector: str) -> bool:
     )
 
 
+def _open_link(browser: Any, link: str) -> Any:
+    """``link`` opened in a new browser context (no shared state), once its highlight shows."""
+    page = open_page(browser, link, viewport={"width": 1200, "height": 800})
+    page.wait_for_selector("#tq-viewer .tq-hl")
+    page.wait_for_timeout(500)  # the viewer scrolls its highlight into view
+    return page
+
+
 def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Server) -> None:
     page = open_page(
         browser,
@@ -90,7 +103,11 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
     )
     link = page.evaluate("navigator.clipboard.readText()")
     assert link.startswith(server.url) and "doc=shipyards.pdf" in link
-    # (a link opened in a fresh page is read on load by the server: tests/test_document_view.py)
+    fresh = _open_link(browser, link)
+    assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-page") == "2"
+    assert _in_viewport(fresh, "#tq-viewer .tq-page .tq-hl")
+    screenshot(fresh, "docview-pdf-link", full_page=False)
+    fresh.context.close()
 
     pdf = server.corpus / "shipyards.pdf"
     pdf.write_bytes(pdf.read_bytes() + b"\n% edited after indexing\n")
@@ -103,7 +120,12 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
 
 
 def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) -> None:
-    page = open_page(browser, server.url, viewport={"width": 1200, "height": 700})
+    page = open_page(
+        browser,
+        server.url,
+        viewport={"width": 1200, "height": 700},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     ask(page, "JT-60SA tokamak superconducting")
     card = page.locator("#tq-results article.tq-card[data-source='notes.md']").first
     card.locator("button.tq-open").click()
@@ -114,4 +136,62 @@ def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) ->
     assert page.locator("#tq-viewer nav.tq-outline a").count() == 2
     assert _in_viewport(page, "#tq-viewer #tq-passage")
     screenshot(page, "docview-markdown", full_page=False)
+
+    card.locator("button.tq-copy-link").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tq-results button.tq-copy-link')]"
+        ".some((b) => b.textContent.includes('Copied'))"
+    )
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert "doc=notes.md" in link
+    page.context.close()
+    fresh = _open_link(browser, link)
+    assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-kind") == "md"
+    assert "JT-60SA" in " ".join(fresh.locator("#tq-viewer mark.tq-hl").all_inner_texts())
+    assert _in_viewport(fresh, "#tq-viewer #tq-passage")
+    fresh.context.close()
+
+
+def test_a_link_out_of_the_corpus_is_refused(browser: Any, server: Server) -> None:
+    page = open_page(browser, server.url + "?doc=../../etc/passwd&start=0&end=40")
+    page.wait_for_selector("#tq-viewer [data-state='notice']")
+    shown = page.locator("#tq-viewer").inner_text()
+    assert "does not point to a document in the corpus" in shown and "root:" not in shown
+    page.context.close()
+
+
+def _download(page: Any) -> tuple[str, str]:
+    """Click the download button; the file's suggested name and its text."""
+    with page.expect_download() as started:
+        page.locator("#tq-download").click()
+    download = started.value
+    return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8-sig")
+
+
+def test_download_the_answers_as_markdown_and_csv(browser: Any, server: Server) -> None:
+    page = open_page(browser, server.url, viewport={"width": 1200, "height": 800})
+    assert page.locator("#tq-download").is_disabled()  # nothing asked yet
+    ask(page, "Quetzal ledger")
+    page.wait_for_function("() => !document.querySelector('#tq-download').disabled")
+    screenshot(page, "download-row", full_page=False)
+
+    name, markdown = _download(page)
+    assert name == "tpd-qa-quetzal-ledger.md"
+    assert markdown.startswith("# Quetzal ledger\n") and "## 1. ledger\\.txt" in markdown
+    assert f"[Open in document](<{server.url}?doc=ledger.txt&start=0&end=" in markdown
+    assert "<script>" not in markdown and "&lt;script\\>" in markdown
+
+    page.locator("#tq-download-format").get_by_label("CSV").check()
+    page.wait_for_function(
+        "() => document.querySelector('#tq-download').textContent.includes('Download CSV')"
+    )
+    name, table = _download(page)
+    assert name == "tpd-qa-quetzal-ledger.csv"
+    rows = list(csv.DictReader(io.StringIO(table, newline="")))
+    assert rows[0]["source"] == "ledger.txt" and rows[0]["citation"].startswith("ledger.txt")
+    assert rows[0]["text"] == "'" + LEDGER  # a spreadsheet shows it, never runs it
+    assert rows[0]["link"].startswith(f"{server.url}?doc=ledger.txt&start=0&end=")
+    for row in rows:
+        assert not any(value.startswith(("=", "+", "-", "@")) for value in row.values())
+    assert page.evaluate("window.__pwned") is None
     page.context.close()

@@ -38,7 +38,8 @@ def test_answer_cards_offer_open_and_copy_link(app: WebApp) -> None:
     assert "Open in document" in html and "Copy link" in html
     link = _link_of(html, "report.pdf")
     query = parse_qs(urlsplit(link).query)
-    assert query["page"] == ["2"] and len(query["sha"][0]) == 16
+    assert query["pg"] == ["2"] and len(query["sha"][0]) == 16
+    assert "page" not in query  # Gradio's own parameter: ?page=2 is a server error
     view = app.open_document(link)
     assert 'data-kind="pdf"' in view and 'data-page="2"' in view
     assert view.count('class="tq-hl"') >= 1 and "data:image/png;base64," in view
@@ -69,12 +70,16 @@ def test_changed_missing_and_outside_show_notices(app: WebApp, corpus: Path) -> 
     (corpus / "notes.md").write_text("edited")
     assert "changed since" in app.open_document("?doc=notes.md&start=0&end=3")
     assert "not available" in app.open_document("?doc=nope.md&start=0&end=3")
-    outside = app.open_document("?doc=../index/manifest.json&start=0&end=3")
-    assert "does not point to a document in the corpus" in outside
+    for hostile in ("../index/manifest.json", "../../etc/passwd", "/etc/passwd", "a/../../x.md"):
+        outside = app.open_document({"doc": hostile, "start": "0", "end": "3"})
+        assert "does not point to a document in the corpus" in outside, hostile
+        assert "tq-hl" not in outside and "root:" not in outside
     assert app.open_document("?start=1") == ""
 
 
 def test_parse_request_is_forgiving() -> None:
-    request = parse_request({"doc": "a.pdf", "start": "x", "end": "-5", "zoom": "9", "page": "2"})
+    request = parse_request({"doc": "a.pdf", "start": "x", "end": "-5", "zoom": "9", "pg": "2"})
     assert request is not None
     assert (request.start, request.end, request.page, request.zoom) == (0, 0, 2, 3.0)
+    legacy = parse_request({"doc": "a.pdf", "page": "3"})
+    assert legacy is not None and legacy.page == 3

@@ -68,7 +68,7 @@ def test_json_export_round_trips() -> None:
 
 def test_passage_link_and_citation_parsing() -> None:
     link = passage_link(passage(), "http://h/", sha256="ab" * 32)
-    assert link == "http://h/?doc=dir%2Fdeal.pdf&start=10&end=90&page=2&sha=abababababababab"
+    assert link == "http://h/?doc=dir%2Fdeal.pdf&start=10&end=90&pg=2&sha=abababababababab"
     assert parse_citation(passage().citation) == ("dir/deal.pdf", 10, 90)
     assert parse_citation("notes.md") == ("notes.md", None, None)
     assert parse_citation("a · b · chars 3-7") == ("a", 3, 7)

@@ -7,7 +7,10 @@ The WebApp tests use the deterministic ``hash`` embedder, so they need no model.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+import json
 import re
 import socket
 import subprocess
@@ -23,6 +26,7 @@ from markup import PAYLOADS, parse
 from tpd_qa import api
 from tpd_qa.errors import ConfigError, QueryError
 from tpd_qa.web import WebApp
+from tpd_qa.web.download import KEEP_FILES, download_name, page_url
 from tpd_qa.web.server import check_port, is_loopback
 
 MEMO = "us-japan-technology-prosperity-deal.txt"
@@ -360,3 +364,75 @@ def test_search_endpoint_turns_refusals_into_gradio_errors(app: WebApp) -> None:
             search("fusion facility", k, mode, None)
         assert refused.value.message.startswith(("k must be a whole number", "unknown mode"))
     assert len(search("fusion facility", 2, None, None)) == 2
+
+
+# ---------------------------------------------------------------------------- downloads
+
+HOSTILE_ROW = '=HYPERLINK("http://evil","x") <script>alert(1)</script> Quetzal ledger'
+
+
+def test_download_names_are_safe() -> None:
+    assert download_name("Who signed the memorandum?", "markdown") == (
+        "tpd-qa-who-signed-the-memorandum.md"
+    )
+    assert download_name("../../etc/passwd", "csv") == "tpd-qa-etc-passwd.csv"
+    assert download_name("  ?!  ", "json") == "tpd-qa-answers.json"
+    assert download_name("核融合の施設は？", "csv") == "tpd-qa-核融合の施設は.csv"
+    long = download_name("fusion " * 40 + "\u202e<evil>", "markdown")
+    assert len(long) <= len("tpd-qa-") + 60 + 3 and not long.startswith("tpd-qa--")
+    for name in (long, download_name('a/b\\c:d*e"f<g>h|i\x00j', "csv")):
+        assert not set(name) & set('/\\:*?"<>|\x00\u202e')
+
+
+def test_page_url_comes_from_the_referer() -> None:
+    assert page_url({"referer": "http://127.0.0.1:7860/?doc=x&pg=2#top"}) == (
+        "http://127.0.0.1:7860/"
+    )
+    assert page_url({"referer": "https://h.example/tpd/"}) == "https://h.example/tpd/"
+    assert page_url({}) == "" and page_url({"referer": "javascript:alert(1)"}) == ""
+
+
+def test_download_writes_the_answers_in_each_format(corpus: Path, tmp_path: Path) -> None:
+    (corpus / "ledger.txt").write_text(f"{HOSTILE_ROW}\n", encoding="utf-8")
+    web = WebApp(corpus, tmp_path / "index", model="hash")
+    web.ensure_index()
+    base = "http://127.0.0.1:7860/"
+    shown = web.ask("Quetzal ledger", 2, "keyword", None)
+    assert "ledger.txt" in _sources(shown)
+
+    path = web.download("Quetzal ledger", 2, "keyword", None, "markdown", base_url=base)
+    assert path is not None and path.name == "tpd-qa-quetzal-ledger.md"
+    markdown = path.read_text(encoding="utf-8")
+    assert markdown.startswith("# Quetzal ledger\n")
+    assert "## 1. ledger\\.txt · " in markdown and "score " in markdown
+    assert f"[Open in document](<{base}?doc=ledger.txt&start=" in markdown
+    assert "<script>" not in markdown and "&lt;script\\>" in markdown
+
+    path = web.download("Quetzal ledger", 2, "keyword", None, "csv", base_url=base)
+    assert path is not None and path.suffix == ".csv"
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # spreadsheets then read UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert rows[0]["source"] == "ledger.txt" and rows[0]["rank"] == "1"
+    assert rows[0]["citation"].startswith("ledger.txt")
+    assert rows[0]["text"].startswith("'=HYPERLINK")
+    assert rows[0]["link"].startswith(f"{base}?doc=ledger.txt&start=")
+    assert all(not v.startswith(("=", "+", "-", "@")) for row in rows for v in row.values())
+
+    path = web.download("Quetzal ledger", 2, "keyword", None, "json")
+    assert path is not None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data[0]["text"].endswith(HOSTILE_ROW) and data[0]["link"].startswith("?doc=ledger.txt")
+    assert data[0]["link"].endswith("&sha=" + web.index.document("ledger.txt").sha256[:16])  # type: ignore[union-attr]
+
+    assert web.download("   ", 2, "keyword", None, "csv") is None
+    assert web.download("ledger", 2, "telepathy", None, "csv") is None
+    with pytest.raises(ValueError):
+        web.download("ledger", 2, "keyword", None, "xlsx")  # type: ignore[arg-type]
+
+
+def test_download_keeps_only_the_newest_files(app: WebApp) -> None:
+    paths = [app.download(f"fusion {n}", 1, "keyword", None, "json") for n in range(KEEP_FILES + 3)]
+    assert all(p is not None for p in paths)
+    kept = [p for p in paths if p is not None and p.exists()]
+    assert len(kept) == KEEP_FILES and kept[-1] == paths[-1]

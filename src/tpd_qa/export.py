@@ -44,14 +44,17 @@ _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u206
 
 def passage_link(passage: Passage, base_url: str = "", *, sha256: str | None = None) -> str:
     """The web UI address that opens ``passage`` highlighted in its document:
-    ``base_url?doc=…&start=…&end=…`` (and ``&page=…``, ``&sha=…`` when known)."""
+    ``base_url?doc=…&start=…&end=…`` (and ``&pg=…``, ``&sha=…`` when known).
+
+    The page is ``pg``, not ``page``: Gradio's own ``?page=`` names a page of a
+    multi-page app, and the server refuses an unknown one."""
     params: dict[str, str | int] = {
         "doc": passage.source,
         "start": passage.start,
         "end": passage.end,
     }
     if passage.page is not None:
-        params["page"] = passage.page
+        params["pg"] = passage.page
     if sha256:
         params["sha"] = sha256[:16]
     return f"{base_url}?{urlencode(params)}"

@@ -6,6 +6,8 @@ Modules, from the page down:
 - :mod:`~tpd_qa.web.layout`: the Gradio page (the only module building ``gr.Blocks``).
 - :mod:`~tpd_qa.web.app`: :class:`WebApp`, every action without Gradio.
 - :mod:`~tpd_qa.web.asking`: ``/ask`` and ``/search``, best sentences, context.
+- :mod:`~tpd_qa.web.document`: "Open in document" (a PDF page or the text, highlighted).
+- :mod:`~tpd_qa.web.download`: the answers as a Markdown, CSV or JSON file.
 - :mod:`~tpd_qa.web.corpus`: rebuild and upload.
 - :mod:`~tpd_qa.web.state`: the serving index and how it is swapped for a new one.
 - :mod:`~tpd_qa.web.analysis`: question terms, sentences, weak matches (no HTML).

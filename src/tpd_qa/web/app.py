@@ -17,6 +17,7 @@ from tpd_qa.web import views
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS, Asker
 from tpd_qa.web.corpus import CorpusEditor
 from tpd_qa.web.document import open_document, parse_request
+from tpd_qa.web.download import Downloads
 from tpd_qa.web.state import Progress, ServingState
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class WebApp:
         self.ask = self._asker.ask
         #: Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError.
         self.search = self._asker.search
+        #: The answers to a question as a Markdown, CSV or JSON file (a link to each
+        #: passage under ``base_url``); None when there is nothing to download.
+        self.download = Downloads(self._asker).answers
         self._corpus = CorpusEditor(self._state, allow_upload=bool(allow_upload))
         #: What keeps the index current (``serve --watch``): a function giving its one
         #: line of state ("index updated 12 s ago · 2 added"); None when not watching.

@@ -124,6 +124,19 @@ class Asker:
         self, question: Field, k: Field = DEFAULT_K, mode: Field = "hybrid", sources: Field = None
     ) -> list[dict[str, Any]]:
         """Passages as JSON-ready dicts (rank, citation, similarity...); raises TpdQaError."""
+        query, index, passages = self.passages(question, k, mode, sources)
+        with self._model_lock:
+            similarities = index.similarity(query.question, passages) if passages else []
+        return [
+            {"rank": rank, **p.to_dict(), "similarity": round(sim, 4)}
+            for rank, (p, sim) in enumerate(zip(passages, similarities, strict=True), start=1)
+        ]
+
+    def passages(
+        self, question: Field, k: Field, mode: Field, sources: Field
+    ) -> tuple[Query, Index, list[Passage]]:
+        """The query as understood, the index that answered and its passages, best first;
+        raises TpdQaError (a bad request, no index)."""
         query = parse_request(question, k, mode, sources)
         self._state.refresh()
         index = self._state.index
@@ -131,11 +144,7 @@ class Asker:
             raise IndexNotFoundError(self._state.problem or f"no index in {self._state.index_dir}")
         with self._model_lock:
             passages = index.search(query.question, query.k, mode=query.mode, sources=query.sources)
-            similarities = index.similarity(query.question, passages) if passages else []
-        return [
-            {"rank": rank, **p.to_dict(), "similarity": round(sim, 4)}
-            for rank, (p, sim) in enumerate(zip(passages, similarities, strict=True), start=1)
-        ]
+        return query, index, list(passages)
 
     def _answer(self, query: Query) -> str:
         self._state.refresh()

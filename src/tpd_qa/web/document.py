@@ -53,8 +53,8 @@ def _int(value: Any, default: int | None) -> int | None:
 
 
 def parse_request(params: dict[str, Any]) -> DocumentRequest | None:
-    """A request from query parameters (``doc``, ``start``, ``end``, ``page``, ``sha``,
-    ``zoom``); None when there is no ``doc``."""
+    """A request from query parameters (``doc``, ``start``, ``end``, ``pg``, ``sha``,
+    ``zoom``; ``page`` is taken for ``pg``); None when there is no ``doc``."""
     source = str(params.get("doc") or "")
     if not source:
         return None
@@ -66,7 +66,8 @@ def parse_request(params: dict[str, Any]) -> DocumentRequest | None:
         zoom = DEFAULT_SCALE
     zoom = min(ZOOMS, key=lambda z: abs(z - zoom))
     sha = str(params["sha"]) if params.get("sha") else None
-    return DocumentRequest(source, start, end, _int(params.get("page"), None), sha, zoom)
+    page = _int(params.get("pg", params.get("page")), None)
+    return DocumentRequest(source, start, end, page, sha, zoom)
 
 
 def _notice(reason: str, detail: str) -> str:
@@ -95,7 +96,7 @@ def _request_link(request: DocumentRequest, **changes: Any) -> str:
         "doc": request.source,
         "start": request.start,
         "end": request.end,
-        "page": request.page,
+        "pg": request.page,
         "sha": request.sha,
         "zoom": f"{request.zoom:g}",
     }
@@ -116,10 +117,10 @@ def _pdf_nav(request: DocumentRequest, page: int, pages: int) -> str:
     into = f"{min(larger):g}" if larger else None
     return (
         '<div class="tq-doc-nav">'
-        + _button(request, "‹ Previous page", page > 1, "tq-prev", page=page - 1)
-        + _button(request, "Next page ›", page < pages, "tq-next", page=page + 1)
-        + _button(request, "Zoom out", out is not None, "tq-zoom-out", page=page, zoom=out)
-        + _button(request, "Zoom in", into is not None, "tq-zoom-in", page=page, zoom=into)
+        + _button(request, "‹ Previous page", page > 1, "tq-prev", pg=page - 1)
+        + _button(request, "Next page ›", page < pages, "tq-next", pg=page + 1)
+        + _button(request, "Zoom out", out is not None, "tq-zoom-out", pg=page, zoom=out)
+        + _button(request, "Zoom in", into is not None, "tq-zoom-in", pg=page, zoom=into)
         + "</div>"
     )
 
@@ -140,7 +141,7 @@ def _pdf_view(path: Path, document: Document, request: DocumentRequest) -> str:
     return (
         f'<section class="tq-docview" data-kind="pdf" data-page="{page}" '
         f'data-pages="{document.pages}" data-zoom="{request.zoom:g}">'
-        f"{_head(document, page, extra)}{nav}"
+        f'<div class="tq-doc-bar">{_head(document, page, extra)}{nav}</div>'
         f'<div class="tq-page" style="position:relative;width:{image.width}px;max-width:100%">'
         f'<img src="data:image/png;base64,{data}" alt="Page {page}" '
         'style="width:100%;display:block">'
@@ -169,7 +170,7 @@ def _text_view(document: Document, request: DocumentRequest) -> str:
     )
     return (
         f'<section class="tq-docview" data-kind="{escape(document.kind)}">'
-        f"{_head(document, None)}"
+        f'<div class="tq-doc-bar">{_head(document, None)}</div>'
         + (f'<nav class="tq-outline"><ul>{outline}</ul></nav>' if outline else "")
         + f'<div class="tq-doc-text" style="white-space:pre-wrap">{"".join(out)}</div></section>'
     )

@@ -19,6 +19,7 @@ from tpd_qa.modes import MODE_LABELS, MODES, Mode
 from tpd_qa.uploads import UPLOAD_MAX_BYTES
 from tpd_qa.web.app import WebApp
 from tpd_qa.web.asking import EXAMPLE_QUESTIONS
+from tpd_qa.web.download import DOWNLOAD_CHOICES, page_url
 from tpd_qa.web.state import STAGE_NAMES
 from tpd_qa.web.views import error_message
 
@@ -170,12 +171,29 @@ def build_ui(app: WebApp) -> gr.Blocks:
                         info="Empty: search all documents",
                         elem_id="tq-sources",
                     )
+                with gr.Row(elem_id="tq-export", equal_height=False):
+                    download_format = gr.Radio(
+                        choices=list(DOWNLOAD_CHOICES),
+                        value=DOWNLOAD_CHOICES[0][1],
+                        show_label=False,
+                        container=False,
+                        scale=0,
+                        elem_id="tq-download-format",
+                    )
+                    download = gr.DownloadButton(
+                        f"Download {DOWNLOAD_CHOICES[0][0]}",
+                        interactive=False,
+                        size="sm",
+                        scale=0,
+                        elem_id="tq-download",
+                    )
                 results = html(
                     app.welcome_html(),
                     elem_id="tq-results",
                     js_on_load=_COPY_JS + _OPEN_JS,
                     min_height=80,
                 )
+                asked = gr.State(None)
                 open_request = gr.Textbox(
                     show_label=False, container=False, elem_id="tq-open-request"
                 )
@@ -226,6 +244,31 @@ def build_ui(app: WebApp) -> gr.Blocks:
         def do_ask(text: str, count: float, how: str, only: list[str] | None) -> str:
             return app.ask(text, count, how, only)
 
+        def prepare_download(asking: Any, fmt: Any, request: Any) -> Any:
+            """The download button holding the answers to ``asking`` (question, k, mode,
+            sources) in format ``fmt``; disabled when there is nothing to download."""
+            formats = {f: f for _label, f in DOWNLOAD_CHOICES}
+            chosen = formats.get(fmt, DOWNLOAD_CHOICES[0][1])
+            path = None
+            if asking is not None:
+                headers = dict(request.headers) if request is not None else {}
+                text, count, how, only = asking
+                path = app.download(text, count, how, only, chosen, base_url=page_url(headers))
+            label = next(name for name, f in DOWNLOAD_CHOICES if f == chosen)
+            return gr.DownloadButton(f"Download {label}", value=path, interactive=path is not None)
+
+        def remember(
+            text: str, count: float, how: str, only: list[str] | None, fmt: str, request: Any
+        ) -> tuple[Any, Any]:
+            asking = (text, count, how, only)
+            return asking, prepare_download(asking, fmt, request)
+
+        # Gradio passes the request to a parameter annotated gr.Request; annotations are
+        # strings here (``from __future__``), so set the real class.
+        for takes_request in (prepare_download, remember):
+            takes_request.__annotations__["request"] = gr.Request
+        remember_inputs = [question, k, mode, sources, download_format]
+
         gr.on(
             triggers=[question.submit, ask_button.click],
             fn=do_ask,
@@ -233,6 +276,19 @@ def build_ui(app: WebApp) -> gr.Blocks:
             outputs=results,
             api_name="ask",
             show_progress="minimal",
+        ).then(
+            remember,
+            inputs=remember_inputs,
+            outputs=[asked, download],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        download_format.change(
+            prepare_download,
+            inputs=[asked, download_format],
+            outputs=download,
+            api_visibility="private",
+            show_progress="hidden",
         )
         for button, text in zip(example_buttons, EXAMPLE_QUESTIONS, strict=True):
 
@@ -247,6 +303,12 @@ def build_ui(app: WebApp) -> gr.Blocks:
                 outputs=[question, results],
                 api_visibility="private",
                 show_progress="minimal",
+            ).then(
+                remember,
+                inputs=remember_inputs,
+                outputs=[asked, download],
+                api_visibility="private",
+                show_progress="hidden",
             )
 
         def search(
@@ -313,9 +375,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
             params = dict(request.query_params) if request is not None else {}
             return app.open_document(params)
 
-        # Gradio passes the request to a parameter annotated gr.Request; annotations are
-        # strings here (``from __future__``), so set the real class.
-        open_linked.__annotations__["request"] = gr.Request
+        open_linked.__annotations__["request"] = gr.Request  # as for prepare_download
 
         demo.load(
             refresh, inputs=sources, outputs=[status, documents, sources], api_visibility="private"
