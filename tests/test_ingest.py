@@ -362,6 +362,17 @@ def test_txt_numbered_list_lines_are_not_headings() -> None:
     assert doc.headings == ()
 
 
+def test_numbered_paragraph_wrapped_onto_the_next_line_is_not_a_heading() -> None:
+    # a PDF's wrapped line: "3. Recognizing ... technologies and" / "ensuring ..."
+    text = (
+        "Memorandum\n\n2. Energy\n\nThe two sides will cooperate.\n\n"
+        "3. Recognizing the importance of protecting critical emerging technologies and\n"
+        "ensuring secure supply chains, the two sides will act together.\n"
+    )
+    doc = parse_ok(text.encode(), "memo.txt")
+    assert [h.title for h in doc.headings] == ["2. Energy"]
+
+
 def test_txt_title_falls_back_to_file_name() -> None:
     doc = parse_ok(b"This first line is a whole sentence.\nMore.", "dir/tpd_fact-sheet.txt")
     assert doc.title == "Tpd Fact Sheet"

@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 #: How documents' text is extracted; bumping it makes old indexes re-parse every file once
-#: (2: PDF text from PDFium character by character, so highlights find exact characters).
-EXTRACTION_VERSION: int = 2
+#: (2: PDF text from PDFium character by character, so highlights find exact characters;
+#: 3: a numbered line wrapped onto a lower-case line is no section heading).
+EXTRACTION_VERSION: int = 3
 
 #: What :attr:`tpd_qa.records.Document.kind` says about a document.
 Kind = Literal["txt", "md", "pdf", "docx", "html", "png", "jpeg", "tiff"]

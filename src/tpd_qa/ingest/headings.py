@@ -66,6 +66,10 @@ def line_headings(text: str) -> list[Heading]:
             neighbours = [stripped[j] for j in (i - 1, i + 1) if 0 <= j < len(lines)]
             if any(n and _numbered_depth(n) == depth for n in neighbours):
                 continue
+            # A numbered paragraph wrapped onto a lower-case line goes on: not a heading.
+            following = stripped[i + 1] if i + 1 < len(lines) else ""
+            if following[:1].islower():
+                continue
         line = lines[i]
         offset = start + len(line) - len(line.lstrip())
         headings.append(Heading(offset, offset + len(title), level, title))

@@ -267,7 +267,13 @@ def build_ui(app: WebApp) -> gr.Blocks:
         # strings here (``from __future__``), so set the real class.
         for takes_request in (prepare_download, remember):
             takes_request.__annotations__["request"] = gr.Request
-        remember_inputs = [question, k, mode, sources, download_format]
+        # after every answer: keep the question and prepare its download
+        remembering: dict[str, Any] = {
+            "inputs": [question, k, mode, sources, download_format],
+            "outputs": [asked, download],
+            "api_visibility": "private",
+            "show_progress": "hidden",
+        }
 
         gr.on(
             triggers=[question.submit, ask_button.click],
@@ -276,13 +282,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
             outputs=results,
             api_name="ask",
             show_progress="minimal",
-        ).then(
-            remember,
-            inputs=remember_inputs,
-            outputs=[asked, download],
-            api_visibility="private",
-            show_progress="hidden",
-        )
+        ).then(remember, **remembering)
         download_format.change(
             prepare_download,
             inputs=[asked, download_format],
@@ -303,13 +303,7 @@ def build_ui(app: WebApp) -> gr.Blocks:
                 outputs=[question, results],
                 api_visibility="private",
                 show_progress="minimal",
-            ).then(
-                remember,
-                inputs=remember_inputs,
-                outputs=[asked, download],
-                api_visibility="private",
-                show_progress="hidden",
-            )
+            ).then(remember, **remembering)
 
         def search(
             question: str,
