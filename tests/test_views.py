@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from markup import PAYLOADS, parse, passage, strip_marks
 from tpd_qa.records import BuildReport, DocumentInfo, FileOutcome
 from tpd_qa.sparse import keywords
+from tpd_qa.text import sentence_spans
 from tpd_qa.web import analysis, views
 
 # ---------------------------------------------------------------------------- analysis
@@ -61,7 +62,7 @@ def test_term_matches(word: str, term: str, expected: bool) -> None:
 
 def test_highlight_marks_terms_and_best_sentence() -> None:
     text = "Cables matter. The two countries expand submarine cables. Other text."
-    spans = analysis.passage_sentences(text)
+    spans = sentence_spans(text, lines=True)
     assert [text[a:b] for a, b in spans] == [
         "Cables matter.",
         "The two countries expand submarine cables.",
@@ -100,19 +101,13 @@ def test_highlight_round_trips_any_text(text: str, terms: list[str], a: int, b: 
 
 def test_sentence_spans_keep_list_numbers_with_their_sentence() -> None:
     text = "Intro line\n7. In the field of fusion, JT-60SA helps. 8. Space too.\nDr. Who spoke."
-    sentences = [text[a:b] for a, b in analysis.passage_sentences(text)]
+    sentences = [text[a:b] for a, b in sentence_spans(text, lines=True)]
     assert sentences == [
         "Intro line",
         "7. In the field of fusion, JT-60SA helps.",
         "8. Space too.",
         "Dr. Who spoke.",
     ]
-
-
-def test_best_sentences_need_evidence() -> None:
-    assert analysis.best_sentences([0.0, 0.0]) == []
-    assert analysis.best_sentences([0.2, 0.5, 0.49]) == [1, 2]
-    assert analysis.best_sentences([0.3, 0.1], minimum=0.35) == []
 
 
 def test_is_weak_uses_similarity_and_word_coverage() -> None:

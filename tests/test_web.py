@@ -135,6 +135,23 @@ def test_ask_flags_weak_matches(app: WebApp, monkeypatch: pytest.MonkeyPatch) ->
     assert "Weak match" not in strong and "similarity 0.60" in strong
 
 
+def test_card_highlights_the_index_answer_sentence(
+    app: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the page marks the same answer sentence as the CLI and the JSON (Passage.answer)
+    assert app.index is not None
+    monkeypatch.setattr(app.index, "similarity", lambda _q, ps: [0.6] * len(ps))
+    question = "JT-60SA tokamak Naka superconducting"
+    best = app.index.search(question, 3)[0]
+    assert best.answer_start is not None and best.answer != best.text
+    markup = app.ask(question, 3, "hybrid", None)
+    marked = re.search(r'<span class="tq-best">(.*?)</span>', markup, re.S)
+    assert marked is not None
+    shown = html.unescape(re.sub(r"<[^>]+>", "", marked.group(1)))
+    assert " ".join(shown.split()) == " ".join(best.answer.split())
+    assert markup.count('class="tq-best"') == markup.count("<article")  # one per card
+
+
 def test_ask_escapes_document_text(corpus: Path, tmp_path: Path) -> None:
     (corpus / "xss.md").write_text(
         "# Payload <img src=x onerror=alert(1)>\n\nZanzibar payload " + " ".join(PAYLOADS),

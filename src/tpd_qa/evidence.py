@@ -209,7 +209,10 @@ class Evidence:
                 return cached
         found = keywords(text)
         sentences = []
-        for start, end in sentence_spans(text) or [(0, len(text))]:
+        spans = sentence_spans(text) or [(0, len(text))]
+        # a Markdown heading line names a section; it is never the answering sentence
+        prose = [(a, b) for a, b in spans if not text.startswith("#", a)] or spans
+        for start, end in prose:
             keys = frozenset(key for s, e, key in found if s >= start and e <= end)
             sentences.append((start, end, keys))
         analysed = _Analysed(tuple(key for _s, _e, key in found), tuple(sentences))

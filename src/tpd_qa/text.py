@@ -29,7 +29,9 @@ ABBREVIATIONS: Final = frozenset(
 # A sentence ends at . ! ? followed by whitespace (Latin scripts), right after 。！？
 # (Japanese and Chinese need no space), closing quotes and brackets included. A 。！？
 # inside a pair of Japanese brackets 「」『』（） ends no sentence: 「…。」と述べた。 is one.
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|(?P<cjk>[。！？]+)[」』）\"'”’)\]]*")
+_SENTENCE_END = re.compile(
+    r"[.!?]+[\"'”’)\]]*(?=\s)|(?P<cjk>[。！？]+)[」』）\"'”’)\]]*|\n[ \t]*(?=\n)"
+)
 _SENTENCE_OR_LINE_END = re.compile(_SENTENCE_END.pattern + r"|\n")
 _BRACKET_PAIRS: Final = {"」": "「", "』": "『", "）": "（"}
 _BRACKET = re.compile("[「」『』（）]")
@@ -100,8 +102,9 @@ def sentence_spans(
 ) -> list[tuple[int, int]]:
     """Spans of the sentences in ``text[start:end]``, trimmed of whitespace.
 
-    With ``lines`` every line break also ends a sentence (for display, where lines are
-    list items); without, wrapped lines of a paragraph stay one sentence. A fragment
+    A blank line (a paragraph break, e.g. after a heading) always ends a sentence. With
+    ``lines`` every line break also ends one (for display, where lines are list items);
+    without, wrapped lines of a paragraph stay one sentence. A fragment
     that is only a list number (``7.``) or an abbreviation (``Dr.``) is joined to the
     sentence after it. A 。！？ inside matched Japanese brackets 「」『』（） is part of the
     sentence around the brackets.

@@ -1,9 +1,9 @@
-"""Text analysis behind the answer view: question terms, sentences, weak matches, context.
+"""Text analysis behind the answer view: question terms, weak matches, context.
 
 Words are compared the way the keyword index compares them (:func:`tpd_qa.sparse.keywords`:
 BM25's tokens, stop words and English stemmer), so a highlighted word is one that BM25
-counts as a match; sentences are :func:`tpd_qa.text.sentence_spans`, the same boundaries
-chunking cuts at. Pure functions, no HTML.
+counts as a match. The answer sentence is the index's own (``Passage.answer_start``), the
+same as the CLI and JSON show. Pure functions, no HTML.
 """
 
 from __future__ import annotations
@@ -12,18 +12,14 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from tpd_qa.sparse import keywords
-from tpd_qa.text import sentence_spans
 
 __all__ = [
     "CONTEXT_CHARS",
     "LOW_CONFIDENCE_COSINE",
     "MIN_COSINE_WITH_KEYWORDS",
     "MIN_TERM_COVERAGE",
-    "best_sentences",
     "context_window",
     "is_weak",
-    "lexical_sentence_scores",
-    "passage_sentences",
     "query_terms",
     "term_coverage",
     "term_matches",
@@ -72,44 +68,6 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     if not wanted:
         return []
     return [(start, end) for start, end, key in keywords(text) if key in wanted]
-
-
-def passage_sentences(text: str) -> list[tuple[int, int]]:
-    """The sentences a passage is highlighted by; a line break ends one too (list items)."""
-    return sentence_spans(text, lines=True)
-
-
-def lexical_sentence_scores(
-    text: str, spans: Sequence[tuple[int, int]], terms: Sequence[str]
-) -> list[float]:
-    """For each sentence, the share of the question's terms that occur in it (0..1)."""
-    wanted = [_keys([term]) for term in terms]
-    wanted = [keys for keys in wanted if keys]
-    if not wanted:
-        return [0.0 for _ in spans]
-    scores = []
-    for begin, end in spans:
-        present = {key for _start, _end, key in keywords(text[begin:end])}
-        scores.append(sum(1 for keys in wanted if keys & present) / len(wanted))
-    return scores
-
-
-def best_sentences(
-    scores: Sequence[float], *, minimum: float = 0.0, margin: float = 0.02, limit: int = 2
-) -> list[int]:
-    """Indices of the best-scoring sentences: the top one plus near-ties, in text order.
-
-    Nothing is chosen when the top score is below ``minimum`` or not positive: a
-    sentence is only highlighted as an answer when there is evidence for it.
-    """
-    if not scores:
-        return []
-    top = max(scores)
-    if top <= 0 or top < minimum:
-        return []
-    ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    chosen = [i for i in ranked[:limit] if scores[i] >= top - margin]
-    return sorted(chosen)
 
 
 def term_coverage(terms: Sequence[str], texts: Iterable[str]) -> float:

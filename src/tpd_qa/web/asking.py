@@ -1,4 +1,4 @@
-"""Answering a question: the search, the best sentence of each passage, its context.
+"""Answering a question: the search, each passage's answer sentence and its context.
 
 Both endpoints (``/ask``: HTML for the page, ``/search``: JSON rows for scripts) go
 through :func:`parse_request`, so a question is cleaned once, at the edge, and bad
@@ -11,12 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-
-import numpy as np
 
 from tpd_qa.errors import IndexNotFoundError, QueryError, TpdQaError
 from tpd_qa.export import passage_link
@@ -31,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXAMPLE_QUESTIONS",
-    "SENTENCE_PICKING",
-    "SentencePicking",
     "Asker",
     "parse_request",
 ]
@@ -46,24 +39,6 @@ EXAMPLE_QUESTIONS: Final[tuple[str, ...]] = (
     "What will the two countries do about submarine cables?",
     "How will they cooperate on quantum technology?",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SentencePicking:
-    """How a card's best sentences are chosen for highlighting.
-
-    Scores are cosine + ``lexical_weight`` × word overlap; measured on corpus/,
-    answering sentences score 0.38-0.81 and unrelated ones 0.02-0.34.
-    """
-
-    semantic_cards: int = 5  # cards scored with the model; the rest by words alone
-    lexical_weight: float = 0.15  # word overlap's weight beside the cosine
-    semantic_min: float = 0.35  # least score of a highlighted sentence
-    lexical_min: float = 0.5  # by words alone: least share of the question's words
-
-
-SENTENCE_PICKING: Final = SentencePicking()
-_SENTENCE_CACHE_SIZE = 4096
 
 
 #: A request field as it arrives from the page or an API client: anything at all until
@@ -97,8 +72,6 @@ class Asker:
     def __init__(self, state: ServingState) -> None:
         self._state = state
         self._model_lock = threading.Lock()
-        self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._sentence_lock = threading.Lock()
 
     def ask(
         self, question: Field, k: Field = DEFAULT_K, mode: Field = "hybrid", sources: Field = None
@@ -163,16 +136,13 @@ class Asker:
         with self._model_lock:
             passages = index.search(query.question, query.k, mode=query.mode, sources=query.sources)
             similarities = index.similarity(query.question, passages) if passages else []
-            semantic = self._sentence_similarities(
-                index, query.question, passages[: SENTENCE_PICKING.semantic_cards]
-            )
         terms = analysis.query_terms(query.question)
         coverage = analysis.term_coverage(terms, (p.text for p in passages))
         weak = analysis.is_weak(max(similarities) if similarities else None, coverage)
         shown: list[float | None] = list(similarities) or [None] * len(passages)
         cards = tuple(
-            self._card(index, passage, similarity, terms, semantic.get(rank), weak)
-            for rank, (passage, similarity) in enumerate(zip(passages, shown, strict=True))
+            self._card(index, passage, similarity, weak)
+            for passage, similarity in zip(passages, shown, strict=True)
         )
         answer = views.Answer(
             question=query.question,
@@ -186,26 +156,13 @@ class Asker:
         return views.render_answer(answer)
 
     def _card(
-        self,
-        index: Index,
-        passage: Passage,
-        similarity: float | None,
-        terms: tuple[str, ...],
-        semantic: list[float] | None,
-        weak: bool,
+        self, index: Index, passage: Passage, similarity: float | None, weak: bool
     ) -> views.Card:
-        spans = analysis.passage_sentences(passage.text)
+        # the answer sentence is the index's (the same as in the CLI and the JSON), shown
+        # unless the whole answer is a weak match
         best: tuple[tuple[int, int], ...] = ()
-        if not weak:
-            scores = analysis.lexical_sentence_scores(passage.text, spans, terms)
-            minimum = SENTENCE_PICKING.lexical_min
-            if semantic is not None and len(semantic) == len(scores):
-                scores = [
-                    s + SENTENCE_PICKING.lexical_weight * w
-                    for s, w in zip(semantic, scores, strict=True)
-                ]
-                minimum = SENTENCE_PICKING.semantic_min
-            best = tuple(spans[i] for i in analysis.best_sentences(scores, minimum=minimum))
+        if not weak and passage.answer_start is not None and passage.answer_end is not None:
+            best = ((passage.answer_start - passage.start, passage.answer_end - passage.start),)
         before = after = link = ""
         more_before = more_after = False
         with contextlib.suppress(TpdQaError):
@@ -217,34 +174,3 @@ class Asker:
                     text, passage.start, passage.end
                 )
         return views.Card(passage, similarity, best, before, after, more_before, more_after, link)
-
-    def _sentence_similarities(
-        self, index: Index, question: str, passages: Sequence[Passage]
-    ) -> dict[int, list[float]]:
-        """Cosine of each sentence of each passage to the question (cached per sentence)."""
-        if not passages:
-            return {}
-        per_passage = [
-            [p.text[a:b] for a, b in analysis.passage_sentences(p.text)] for p in passages
-        ]
-        with self._sentence_lock:
-            missing = sorted(
-                {s for group in per_passage for s in group if s not in self._sentences}
-            )
-        vectors = index.embedder.embed_batch([question, *missing])
-        query = vectors[0]
-        with self._sentence_lock:
-            for sentence, vector in zip(missing, vectors[1:], strict=True):
-                self._sentences[sentence] = vector
-            while len(self._sentences) > _SENTENCE_CACHE_SIZE:
-                self._sentences.popitem(last=False)
-            found = {s: self._sentences.get(s) for group in per_passage for s in group}
-        result: dict[int, list[float]] = {}
-        for rank, group in enumerate(per_passage):
-            scores = []
-            for sentence in group:
-                vector = found.get(sentence)
-                ok = vector is not None and vector.shape == query.shape
-                scores.append(float(vector @ query) if vector is not None and ok else 0.0)
-            result[rank] = scores
-        return result
