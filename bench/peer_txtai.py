@@ -1,4 +1,5 @@
-"""The txtai peer: run by bench_quality.py inside the benchmark venv (bench/setup_peers.sh).
+"""The txtai peer: run by bench_quality.py and bench_squad.py inside the benchmark venv
+(bench/setup_peers.sh).
 
     /work/bench-venv/bin/python bench/peer_txtai.py SPEC.json OUT.json
 
@@ -6,7 +7,9 @@ txtai 9 ``Embeddings(path=<bundled all-MiniLM-L6-v2>, content=True, hybrid=True)
 dense vectors plus its BM25 index, fused by txtai itself. SciFact abstracts are indexed
 one record per document (title + abstract), the way BEIR runs usually do; the
 memorandum is indexed one record per paragraph (what txtai's Textractor gives with
-``paragraphs=True``). Does not import tpd_qa.
+``paragraphs=True``), and so is each SQuAD article (its Markdown lines: the title and
+one line per context). Each part runs only when the spec holds it. Does not import
+tpd_qa.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ def main() -> int:
     from importlib.metadata import version
 
     out: dict = {"txtai": version("txtai")}
+    if "scifact" in spec:
+        _scifact(spec, out)
+    if "memorandum" in spec:
+        _memorandum(spec, out)
+    if "squad" in spec:
+        _squad(spec, out)
+    Path(sys.argv[2]).write_text(json.dumps(out), encoding="utf-8")
+    return 0
+
+
+def _scifact(spec: dict, out: dict) -> None:
     cache = Path(spec["cache"])
     started = time.perf_counter()
     embeddings = _embeddings(spec["model"])
@@ -55,6 +69,8 @@ def main() -> int:
         for qid, found in zip(ids, results, strict=True)
     }
 
+
+def _memorandum(spec: dict, out: dict) -> None:
     memo = spec["memorandum"]
     paragraphs = [p.strip() for p in memo["text"].split("\n") if p.strip()]
     small = _embeddings(spec["model"])
@@ -66,8 +82,28 @@ def main() -> int:
         qid: [[memo["source"], r["text"]] for r in hits]
         for qid, hits in zip(qids, found, strict=True)
     }
-    Path(sys.argv[2]).write_text(json.dumps(out), encoding="utf-8")
-    return 0
+
+
+def _squad(spec: dict, out: dict) -> None:
+    squad = spec["squad"]
+    rows, sources = [], {}
+    for source, text in squad["documents"].items():
+        for line in (line.strip() for line in text.split("\n")):
+            if line:
+                record = f"r{len(rows)}"
+                sources[record] = source
+                rows.append((record, line, None))
+    embeddings = _embeddings(spec["model"])
+    embeddings.index(rows)
+    questions = squad["questions"]
+    qids = list(questions)
+    started = time.perf_counter()
+    found = embeddings.batchsearch([questions[q] for q in qids], limit=squad["limit"])
+    out["squad_ms_per_question"] = 1000 * (time.perf_counter() - started) / max(len(qids), 1)
+    out["squad"] = {
+        qid: [[sources[str(r["id"])], r["text"]] for r in hits]
+        for qid, hits in zip(qids, found, strict=True)
+    }
 
 
 if __name__ == "__main__":

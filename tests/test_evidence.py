@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import build_test_index
-from tpd_qa.evidence import FEATURES, Evidence, EvidenceWeights, default_weights, query_kind
+from tpd_qa.evidence import (
+    FEATURES,
+    Evidence,
+    EvidenceWeights,
+    PassageEvidence,
+    default_weights,
+    idf_of_texts,
+    query_kind,
+)
 from tpd_qa.index import SearchSettings
 from tpd_qa.index.search import Searcher
 from tpd_qa.query import Query
+from tpd_qa.sparse import has_cjk, keyword_keys, keywords
+from tpd_qa.text import sentence_spans
 
 
 def _flat_idf(keys: list[str]) -> np.ndarray:
@@ -175,3 +187,83 @@ def test_idf_without_a_local_keyword_index_matches_bm25() -> None:
     ]
     keys = ["fusion", "magnet", "naka", "核融", "unknown"]
     assert idf_of_texts(texts)(keys) == pytest.approx(SparseIndex.build(texts).idf(keys))
+
+
+# ---------------------------------------------------------------------- speed without change
+
+_ASKING = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
+
+
+def _reference_measure(
+    idf: Callable[[Sequence[str]], np.ndarray], question: str, text: str
+) -> tuple[float, float, float, int, int]:
+    """The second stage as first written (offsets of every key, sets rebuilt each time):
+    the faster :class:`Evidence` must give exactly these numbers."""
+    query_keys = list(dict.fromkeys(k for _s, _e, k in keywords(question) if k not in _ASKING))
+    weights = idf(query_keys) if query_keys else np.zeros(0)
+    total = float(weights.sum())
+    found = keywords(text)
+    sentences = [
+        (start, end, frozenset(key for s, e, key in found if s >= start and e <= end))
+        for start, end in sentence_spans(text) or [(0, len(text))]
+    ]
+    if total <= 0:
+        first = sentences[0] if sentences else (0, len(text), None)
+        return (0.0, 0.0, 0.0, first[0], first[1])
+    present = {key for _s, _e, key in found}
+    coverage = sum(w for k, w in zip(query_keys, weights, strict=True) if k in present)
+    best, span = -1.0, (0, len(text))
+    for start, end, keys in sentences:
+        value = sum(w for k, w in zip(query_keys, weights, strict=True) if k in keys)
+        if value > best:
+            best, span = value, (start, end)
+    pairs = set(itertools.pairwise(query_keys))
+    adjacent = set(itertools.pairwise(key for _s, _e, key in found))
+    bigram = len(pairs & adjacent) / len(pairs) if pairs else 0.0
+    return (float(coverage / total), float(max(best, 0.0) / total), bigram, *span)
+
+
+def _as_tuple(found: PassageEvidence) -> tuple[float, float, float, int, int]:
+    return (found.coverage, found.sentence, found.bigram, found.answer_start, found.answer_end)
+
+
+def test_faster_evidence_gives_the_same_scores_on_a_fixed_sample() -> None:
+    """Memorandum passages (and a Japanese one) against the memorandum questions: every
+    feature and span equal to the first implementation's, bit for bit."""
+    root = Path(__file__).parents[1]
+    memo = (root / "corpus" / "us-japan-technology-prosperity-deal.txt").read_text("utf-8")
+    texts = [p for p in memo.split("\n") if p.strip()] + [
+        *(memo[i : i + 700] for i in range(0, len(memo), 350)),  # cut mid-word too
+        "核融合の研究はJT-60SAで行う。量子技術の協力も進む。Fusion magnets 7. Dr. Smith.",
+        "",
+        "   \n  ",
+    ]
+    questions = [
+        json.loads(line)["question"]
+        for line in (root / "data" / "memorandum_qa.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ] + ["核融合の研究施設はどこですか", "fusion magnets JT-60SA", "what is it?"]
+    idf = idf_of_texts(texts)
+    evidence = Evidence(idf)
+    compared = 0
+    for question in questions:
+        measured = evidence.measure(question, list(range(len(texts))), texts)
+        for text, found in zip(texts, measured, strict=True):
+            assert _as_tuple(found) == _reference_measure(idf, question, text), (question, text)
+            compared += 1
+    assert compared == len(questions) * len(texts) > 1000
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("abcDEF xyz.!?\n\"')7éİß核融合研究。-")),
+        max_size=200,
+    ),
+    st.text(alphabet=st.sampled_from(list("abcDEF xyz?核融合")), max_size=40),
+)
+def test_faster_evidence_matches_the_reference_on_any_text(text: str, question: str) -> None:
+    [found] = Evidence(_flat_idf).measure(question, [0], [text])
+    assert _as_tuple(found) == _reference_measure(_flat_idf, question, text)
+    if not has_cjk(text):
+        assert keyword_keys([text]) == [[key for _s, _e, key in keywords(text)]]

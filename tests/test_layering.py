@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "export": 1,
     "pages": 1,
     "evidence": 1,
+    "reranking": 1,
     # the index composes the components
     "index": 2,
     # the API (and what is built on it like the API: evaluation, the watcher)

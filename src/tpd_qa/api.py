@@ -35,6 +35,7 @@ from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.pages import DEFAULT_SCALE, Box, PageCache, PageImage, render, source_path
 from tpd_qa.pages import highlight_boxes as _boxes
 from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage
+from tpd_qa.reranking import Reranker, configured_reranker, load_reranker
 
 if TYPE_CHECKING:
     from typing import Unpack  # Python 3.11; annotations are not evaluated at run time
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 _LOAD_ATTEMPTS = 5  # a rebuild may replace the index while it is being loaded
-_indexes: dict[Path, tuple[tuple[int, int, str], Index]] = {}
+_indexes: dict[tuple[Path, str], tuple[tuple[int, int, str], Index]] = {}
 _embedders: dict[str, Embedder] = {}
 
 
@@ -97,11 +98,30 @@ def _stamp(index_dir: Path) -> tuple[int, int, str]:
     return (stat.st_mtime_ns, stat.st_size, str(stat.st_ino))
 
 
-def load_index(index_dir: str | Path | None = None, *, model: str | None = None) -> Index:
-    """The index in ``index_dir``, loaded once and reloaded when a rebuild replaces it."""
+def _reranker(reranker: str | Path | Reranker | None) -> Reranker | None:
+    """A reranker object from a folder path; None means ``$TPD_QA_RERANKER`` (if set)."""
+    if reranker is None:
+        return configured_reranker()
+    if isinstance(reranker, (str, Path)):
+        return load_reranker(reranker)
+    return reranker
+
+
+def load_index(
+    index_dir: str | Path | None = None,
+    *,
+    model: str | None = None,
+    reranker: str | Path | Reranker | None = None,
+) -> Index:
+    """The index in ``index_dir``, loaded once and reloaded when a rebuild replaces it.
+
+    ``reranker`` is a local CrossEncoder folder (or any :class:`~tpd_qa.reranking.Reranker`)
+    that re-scores the best hybrid candidates; by default ``$TPD_QA_RERANKER``, if set.
+    """
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
-    key = directory.resolve()
     model = model or configured_model()
+    third = _reranker(reranker)
+    key = (directory.resolve(), third.name if third is not None else "")
     with _lock:
         for attempt in range(_LOAD_ATTEMPTS):
             stamp = _stamp(directory)
@@ -109,7 +129,9 @@ def load_index(index_dir: str | Path | None = None, *, model: str | None = None)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
             try:
-                index = Index.load(directory, model=model, embedder_factory=shared_embedder)
+                index = Index.load(
+                    directory, model=model, embedder_factory=shared_embedder, reranker=third
+                )
             except IndexCorruptError:
                 # A rebuild that commits while we read deletes the generation we were
                 # reading: that is not damage. Read the new manifest and try again.
@@ -129,13 +151,16 @@ def retrieve(
     index_dir: str | Path | None = None,
     mode: str = "hybrid",
     sources: Iterable[str] | None = None,
+    reranker: str | Path | Reranker | None = None,
 ) -> list[Passage]:
     """The ``k`` passages that best answer ``question``, best first, each with a citation.
 
     ``mode`` is ``hybrid`` (default), ``dense`` or ``bm25``; ``sources`` limits the
-    search to documents with those corpus-relative paths.
+    search to documents with those corpus-relative paths. ``reranker`` (a local
+    sentence-transformers CrossEncoder folder; default ``$TPD_QA_RERANKER``) re-scores
+    the best hybrid candidates.
     """
-    return load_index(index_dir).search(question, k, mode=mode, sources=sources)
+    return load_index(index_dir, reranker=reranker).search(question, k, mode=mode, sources=sources)
 
 
 def list_documents(index_dir: str | Path | None = None) -> list[DocumentInfo]:

@@ -33,7 +33,10 @@ __all__ = [
 #: ``wait``           another rebuild holds the index: try again when it finishes
 #: ``choose_index``   the index folder cannot be used: choose another one
 #: ``choose_corpus``  the corpus folder cannot be used: choose another one
-Remedy = Literal["build", "rebuild", "rebuild_full", "wait", "choose_index", "choose_corpus"]
+#: ``choose_reranker`` the configured cross-encoder cannot be used: choose another or none
+Remedy = Literal[
+    "build", "rebuild", "rebuild_full", "wait", "choose_index", "choose_corpus", "choose_reranker"
+]
 
 
 class TpdQaError(Exception):

@@ -30,7 +30,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from tpd_qa.sparse import keywords
+from tpd_qa.sparse import has_cjk, keyword_keys, keywords
 from tpd_qa.text import sentence_spans
 
 __all__ = [
@@ -149,8 +149,20 @@ class PassageEvidence:
 
 @dataclass(frozen=True, slots=True)
 class _Analysed:
+    """A passage's keys (in order, as a set, and adjacent pairs) and its sentences' keys."""
+
     keys: tuple[str, ...]
     sentences: tuple[tuple[int, int, frozenset[str]], ...]
+    present: frozenset[str]
+    adjacent: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(
+        cls, keys: Sequence[str], sentences: Sequence[tuple[int, int, frozenset[str]]]
+    ) -> _Analysed:
+        return cls(
+            tuple(keys), tuple(sentences), frozenset(keys), frozenset(itertools.pairwise(keys))
+        )
 
 
 class Evidence:
@@ -177,7 +189,8 @@ class Evidence:
         )
         weights = self._idf(query_keys) if query_keys else np.zeros(0)
         total = float(weights.sum())
-        pairs = set(itertools.pairwise(query_keys))
+        weighted = list(zip(query_keys, weights.tolist(), strict=True))
+        pairs = frozenset(itertools.pairwise(query_keys))
         out: list[PassageEvidence] = []
         for row, text in zip(rows, texts, strict=True):
             analysed = self._analysed(row, text)
@@ -185,15 +198,15 @@ class Evidence:
                 first = analysed.sentences[0] if analysed.sentences else (0, len(text), None)
                 out.append(PassageEvidence(0.0, 0.0, 0.0, first[0], first[1]))
                 continue
-            present = set(analysed.keys)
-            coverage = sum(w for k, w in zip(query_keys, weights, strict=True) if k in present)
+            present = analysed.present
+            # sums in query-key order, as before, so the floats are bit-identical
+            coverage = sum(w for k, w in weighted if k in present)
             best, best_span = -1.0, (0, len(text))
             for start, end, keys in analysed.sentences:
-                value = sum(w for k, w in zip(query_keys, weights, strict=True) if k in keys)
+                value = sum(w for k, w in weighted if k in keys)
                 if value > best:
                     best, best_span = value, (start, end)
-            adjacent = set(itertools.pairwise(analysed.keys))
-            bigram = len(pairs & adjacent) / len(pairs) if pairs else 0.0
+            bigram = len(pairs & analysed.adjacent) / len(pairs) if pairs else 0.0
             out.append(
                 PassageEvidence(
                     coverage / total, max(best, 0.0) / total, bigram, best_span[0], best_span[1]
@@ -207,15 +220,7 @@ class Evidence:
             if cached is not None:
                 self._cache.move_to_end(row)
                 return cached
-        found = keywords(text)
-        sentences = []
-        spans = sentence_spans(text) or [(0, len(text))]
-        # a Markdown heading line names a section; it is never the answering sentence
-        prose = [(a, b) for a, b in spans if not text.startswith("#", a)] or spans
-        for start, end in prose:
-            keys = frozenset(key for s, e, key in found if s >= start and e <= end)
-            sentences.append((start, end, keys))
-        analysed = _Analysed(tuple(key for _s, _e, key in found), tuple(sentences))
+        analysed = analyse(text)
         with self._lock:
             self._cache[row] = analysed
             if len(self._cache) > self._cache_size:
@@ -225,3 +230,36 @@ class Evidence:
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def analyse(text: str) -> _Analysed:
+    """The keys of ``text`` and of each of its sentences.
+
+    Sentences never split a word (they end at punctuation), and together they hold every
+    word of the text, so each sentence's keys are those of its own text, and the passage's
+    keys are theirs in order. Text with CJK runs (keyed in overlapping pairs, sorted by
+    position with the words) takes the general path through the keywords' offsets.
+    """
+    spans = sentence_spans(text) or [(0, len(text))]
+    # a Markdown heading line names a section: its words count for the passage, but it is
+    # never the answering sentence (unless the passage is nothing else)
+    answerable = [not text.startswith("#", start) for start, _end in spans]
+    if not any(answerable):
+        answerable = [True] * len(spans)
+    if not has_cjk(text):
+        per_sentence = keyword_keys([text[start:end] for start, end in spans])
+        return _Analysed.of(
+            list(itertools.chain.from_iterable(per_sentence)),
+            [
+                (start, end, frozenset(keys))
+                for (start, end), keys, ok in zip(spans, per_sentence, answerable, strict=True)
+                if ok
+            ],
+        )
+    found = keywords(text)
+    sentences = [
+        (start, end, frozenset(key for s, e, key in found if s >= start and e <= end))
+        for (start, end), ok in zip(spans, answerable, strict=True)
+        if ok
+    ]
+    return _Analysed.of([key for _s, _e, key in found], sentences)

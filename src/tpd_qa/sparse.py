@@ -15,7 +15,7 @@ import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
 
-__all__ = ["SparseSettings", "SparseIndex", "keywords"]
+__all__ = ["SparseSettings", "SparseIndex", "has_cjk", "keyword_keys", "keywords"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,46 @@ def keywords(text: str) -> list[tuple[int, int, str]]:
         keys = _local.stemmer.stemWords([word for _start, _end, word in found])
         found = [(start, end, key) for (start, end, _word), key in zip(found, keys, strict=True)]
     return sorted(found + pairs) if pairs else found
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds a run of CJK characters (which keyword analysis splits in pairs)."""
+    return _CJK_RUN.search(text) is not None
+
+
+def keyword_keys(texts: Sequence[str]) -> list[list[str]]:
+    """The keys of each text, in order: ``[key for *_, key in keywords(text)]``, faster.
+
+    For texts without CJK runs (:func:`has_cjk`) only: it skips the offsets, which is what
+    costs (one match object per word); the analysis is :func:`keywords`'s.
+    """
+    settings = SparseSettings()
+    stop = _stopwords(settings.stopwords)
+    # words hold no "\n", and lower-casing never makes one: one call lower-cases them all
+    words = [_TOKEN.findall(text) for text in texts]
+    lowered = "\n".join("\n".join(w) for w in words if w).lower().split("\n")
+    kept: list[list[str]] = []
+    position = 0
+    for found in words:
+        chunk = lowered[position : position + len(found)]
+        position += len(found)
+        kept.append([word for word in chunk if word not in stop])
+    if not hasattr(_local, "stemmer"):
+        _local.stemmer = _stemmer(settings.stemmer)
+    if _local.stemmer is None:
+        return kept
+    stems = _STEMS[0]  # this call's dict: only ever added to, so every word stays in it
+    new = list({word for words_ in kept for word in words_ if word not in stems})
+    if new:
+        if len(stems) + len(new) > _STEMS_SIZE:
+            stems = _STEMS[0] = {}  # a fresh one; calls still using the old one keep it
+        stems.update(zip(new, _local.stemmer.stemWords(new), strict=True))
+    return [[stems[word] for word in words_] for words_ in kept]
+
+
+#: Word -> stem, shared by threads (a dict update is atomic), replaced when it grows large.
+_STEMS: list[dict[str, str]] = [{}]
+_STEMS_SIZE = 200_000
 
 
 @functools.cache

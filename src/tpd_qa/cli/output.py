@@ -100,6 +100,7 @@ REMEDY_TEXT: Final[dict[Remedy, str]] = {
     "wait": "; try again when it finishes",
     "choose_index": "; choose another --index",
     "choose_corpus": "; choose another --corpus",
+    "choose_reranker": "; set TPD_QA_RERANKER to a CrossEncoder folder, or unset it",
 }
 
 

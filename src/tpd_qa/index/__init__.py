@@ -53,6 +53,7 @@ from tpd_qa.limits import MAX_QUESTION_CHARS
 from tpd_qa.modes import BACKENDS, MODES, Backend, normalise_mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import BuildReport, Chunk, Document, DocumentInfo, Passage
+from tpd_qa.reranking import Reranker
 
 if TYPE_CHECKING:
     from typing import Unpack  # Python 3.11; annotations are not evaluated at run time
@@ -106,6 +107,7 @@ class LoadOptions(TypedDict, total=False):
     search_settings: SearchSettings | None
     embedder_factory: Callable[[str], Embedder]
     verify: bool
+    reranker: Reranker | None
 
 
 class Index:
@@ -118,11 +120,13 @@ class Index:
         search_settings: SearchSettings | None = None,
         embedder: Embedder | None = None,
         embedder_factory: Callable[[str], Embedder] = make_embedder,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self._embedder_factory = embedder_factory
         self._embedder = embedder
         self._search_settings = search_settings or SearchSettings()
+        self._reranker = reranker
         self._chunker_record: dict[str, Any] = settings.chunker.to_dict()
         self._sparse_record: dict[str, Any] = settings.sparse.to_dict()
         self._queries = QueryVectors(lambda texts: self.embedder.embed_batch(texts))
@@ -130,7 +134,7 @@ class Index:
 
     def _use(self, state: IndexState) -> None:
         self._state = state
-        self._searcher = Searcher(state, self._search_settings, self._queries)
+        self._searcher = Searcher(state, self._search_settings, self._queries, self._reranker)
 
     # ------------------------------------------------------------------ properties
 
@@ -151,6 +155,16 @@ class Index:
     @search_settings.setter
     def search_settings(self, settings: SearchSettings) -> None:
         self._search_settings = settings
+        self._use(self._state)
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The cross-encoder that re-scores the best hybrid candidates (None: no third stage)."""
+        return self._reranker
+
+    @reranker.setter
+    def reranker(self, reranker: Reranker | None) -> None:
+        self._reranker = reranker
         self._use(self._state)
 
     @property
@@ -347,6 +361,7 @@ class Index:
 
         ``model`` (a configured model name) or ``embedder`` must match the model the index
         was built with; with neither, the index's own model is used (loaded lazily).
+        A ``reranker`` (:mod:`tpd_qa.reranking`) re-scores the best hybrid candidates.
         """
         return cls.load_from(open_store(directory), **options)
 
@@ -360,6 +375,7 @@ class Index:
         search_settings: SearchSettings | None = None,
         embedder_factory: Callable[[str], Embedder] = make_embedder,
         verify: bool = True,
+        reranker: Reranker | None = None,
     ) -> Index:
         """Load the index held by ``store``; see :meth:`load`."""
         configured = embedder.name if embedder else canonical_model_name(model) if model else None
@@ -372,6 +388,7 @@ class Index:
             embedder=embedder,
             search_settings=search_settings,
             embedder_factory=embedder_factory,
+            reranker=reranker,
         )
         index._chunker_record = dict(snapshot.chunker_record)
         index._sparse_record = dict(snapshot.sparse_record)

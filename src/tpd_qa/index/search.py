@@ -25,6 +25,7 @@ from tpd_qa.index.state import CandidateSource, IndexState, SearchSettings
 from tpd_qa.modes import Mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import Passage
+from tpd_qa.reranking import Reranker
 from tpd_qa.sparse import SparseIndex
 
 __all__ = ["LocalCandidates", "QueryVectors", "Ranked", "Scored", "Searcher"]
@@ -80,7 +81,8 @@ class Searcher:
     ``query_vector`` turns a question into its embedding (a :class:`QueryVectors`, or
     any function of the question). Candidates come from ``state.candidates`` when the
     store attached a source (Milvus), else from the state's own structures; fusion,
-    filters and overlap removal are the same either way.
+    filters and overlap removal are the same either way. A ``reranker`` (a local
+    cross-encoder) re-scores the ``settings.rerank_depth`` best hybrid candidates last.
     """
 
     def __init__(
@@ -88,12 +90,14 @@ class Searcher:
         state: IndexState,
         settings: SearchSettings,
         query_vector: Callable[[str], np.ndarray],
+        reranker: Reranker | None = None,
     ) -> None:
         if state.chunks and not state.searchable:
             raise ValueError("the state has rows but no search structures")
         self.state = state
         self.settings = settings
         self.query_vector = query_vector
+        self.reranker = reranker
         self.source: CandidateSource = state.candidates or LocalCandidates(state)
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._evidence: Evidence | None = None
@@ -155,15 +159,42 @@ class Searcher:
     def rank(
         self, question: str, mode: Mode, depth: int, allowed: np.ndarray | None = None
     ) -> Ranked:
-        """Rows ranked for ``question``; hybrid mode fuses the two retrievers' candidates."""
+        """Rows ranked for ``question``; hybrid mode fuses the two retrievers' candidates,
+        then (with convex fusion) adds the evidence stage and (with a reranker) the
+        cross-encoder's."""
         scored = self.candidates(question, mode, depth, allowed)
         if mode != "hybrid":
             scores, ids = scored[mode]
             return list(zip(ids.tolist(), scores.tolist(), strict=True))
         ranked = self.fuse(scored)
-        if not self.settings.evidence or self.settings.fusion != "convex" or not ranked:
-            return ranked  # the evidence weights extend convex fusion's features
-        return self.second_stage(question, scored, ranked)
+        if self.settings.evidence and self.settings.fusion == "convex" and ranked:
+            # the evidence weights extend convex fusion's features
+            ranked = self.second_stage(question, scored, ranked)
+        if self.reranker is not None and ranked:
+            ranked = self.rerank(question, ranked)
+        return ranked
+
+    def rerank(self, question: str, ranked: Ranked) -> Ranked:
+        """The ``settings.rerank_depth`` best rows re-ordered by the reranker's scores.
+
+        Re-scored rows carry the reranker's score (ties keep their earlier order); the
+        rows after them keep their order, their scores capped at the lowest re-scored one
+        so that scores never rise down the list.
+        """
+        if self.reranker is None:
+            return ranked
+        head, tail = ranked[: self.settings.rerank_depth], ranked[self.settings.rerank_depth :]
+        texts = [self.state.keyword_text(row) for row, _score in head]
+        scores = np.asarray(self.reranker.score(question, texts), dtype=np.float64).reshape(-1)
+        if len(scores) != len(head):
+            raise ValueError(f"the reranker gave {len(scores)} scores for {len(head)} passages")
+        finite = np.isfinite(scores)
+        if not finite.all():  # a broken model output ranks last, never as Infinity in JSON
+            scores = np.where(finite, scores, (scores[finite].min() if finite.any() else 0) - 1)
+        order = np.lexsort((np.arange(len(head)), -scores))
+        reordered = [(head[i][0], float(scores[i])) for i in order]
+        floor = float(scores.min())
+        return reordered + [(row, min(score, floor)) for row, score in tail]
 
     def second_stage(self, question: str, scored: dict[str, Scored], ranked: Ranked) -> Ranked:
         """Re-score fused candidates: cosine, scaled BM25 and the evidence features.

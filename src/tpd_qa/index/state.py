@@ -71,12 +71,17 @@ class SearchSettings:
     #: Re-score hybrid candidates with the second stage (:mod:`tpd_qa.evidence`);
     #: ``False`` ranks by the fusion above alone.
     evidence: bool = True
+    #: With a cross-encoder attached (:mod:`tpd_qa.reranking`), how many of the best
+    #: hybrid candidates it re-scores.
+    rerank_depth: int = 30
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {self.fusion!r}: use {', '.join(FUSIONS)}")
         if self.candidates < 1:
             raise ConfigError(f"candidates must be at least 1, got {self.candidates}")
+        if self.rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be at least 1, got {self.rerank_depth}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,6 +247,8 @@ REMEDY_TEXT: dict[Remedy, str] = {
     "wait": "; try again when it finishes",
     "choose_index": "; restart the server with another --index",
     "choose_corpus": "; restart the server with another --corpus",
+    "choose_reranker": "; restart the server with TPD_QA_RERANKER set to a CrossEncoder folder, "
+    "or unset",
 }
 
 
