@@ -15,7 +15,7 @@ import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
 
-__all__ = ["SparseSettings", "SparseIndex", "has_cjk", "keyword_keys", "keywords"]
+__all__ = ["SparseSettings", "SparseIndex", "analyse", "has_cjk", "keyword_keys", "keywords"]
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,7 @@ class SparseIndex:
 
     def analyse(self, texts: Sequence[str]) -> list[list[str]]:
         """Tokens as the index sees them (lower-cased, stop words removed, stemmed)."""
-        bm25s = _bm25s()
-        if self.settings.cjk_bigrams:
-            texts = [_CJK_RUN.sub(_bigrams, text) for text in texts]
-        tokens: list[list[str]] = bm25s.tokenize(
-            list(texts),
-            stopwords=self.settings.stopwords,
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
-        return tokens
+        return analyse(texts, self.settings, self._stemmer)
 
     @classmethod
     def build(cls, texts: Sequence[str], settings: SparseSettings | None = None) -> SparseIndex:
@@ -141,6 +131,25 @@ class SparseIndex:
         return cls(retriever, settings, size)
 
 
+def analyse(
+    texts: Sequence[str], settings: SparseSettings, stemmer: Any | None = None
+) -> list[list[str]]:
+    """Tokens of each text as a BM25 index with ``settings`` sees them (lower-cased, stop
+    words removed, stemmed; CJK runs as character pairs). Another BM25 engine fed these
+    tokens (e.g. Milvus's, split at whitespace) scores as this module does."""
+    bm25s = _bm25s()
+    if settings.cjk_bigrams:
+        texts = [_CJK_RUN.sub(_bigrams, text) for text in texts]
+    tokens: list[list[str]] = bm25s.tokenize(
+        list(texts),
+        stopwords=settings.stopwords,
+        stemmer=stemmer if stemmer is not None else _thread_stemmer(settings.stemmer),
+        return_ids=False,
+        show_progress=False,
+    )
+    return tokens
+
+
 # Han, Hiragana, Katakana and Hangul are written without spaces between words: index
 # overlapping character pairs so that any word of two or more characters can match.
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]{2,}")
@@ -169,6 +178,14 @@ def _stemmer(language: str | None) -> Any:
 # bm25s splits text into tokens of two or more word characters (scikit-learn's pattern).
 _TOKEN = re.compile(r"\b\w\w+\b")
 _local = threading.local()  # a Stemmer must not be used by two threads at once
+
+
+def _thread_stemmer(language: str | None) -> Any:
+    """This thread's stemmer for ``language`` (made once per thread)."""
+    cache: dict[str | None, Any] = _local.__dict__.setdefault("stemmers", {})
+    if language not in cache:
+        cache[language] = _stemmer(language)
+    return cache[language]
 
 
 def keywords(text: str) -> list[tuple[int, int, str]]:

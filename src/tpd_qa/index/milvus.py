@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -35,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from tpd_qa.errors import ConfigError, IndexCorruptError
-from tpd_qa.index.state import IndexState, Snapshot, embedding_text
+from tpd_qa.index.state import IndexState, Snapshot
 from tpd_qa.index.store import DirectoryStore, read_manifest
+from tpd_qa.sparse import SparseSettings, analyse
 
 __all__ = ["MilvusCandidates", "MilvusStore", "connect", "milvus_uri"]
 
@@ -46,14 +48,13 @@ _BATCH = 1000
 _TEXT_LIMIT = 65535  # Milvus VARCHAR maximum (bytes)
 # Collections up to this many rows are searched exactly (FLAT); larger ones by HNSW.
 _EXACT_ROWS = 50_000
-_ANALYZER = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stop", "stop_words": ["_english_"]},
-        {"type": "stemmer", "language": "english"},
-    ],
-}
+# The keyword field holds tpd_qa's own analysed tokens (sparse.analyse: lower-cased, stop
+# words dropped, stemmed, CJK pairs) joined by spaces, and queries are analysed the same
+# way, so Milvus's BM25 sees the very terms bm25s does. Milvus Lite has no whitespace
+# tokenizer, and its standard one would cut CJK pairs and "_" apart: every token that is
+# not plain [a-z0-9] is spelled as "u" + its UTF-8 in hex, one word to any tokenizer.
+_ANALYZER = {"tokenizer": "standard"}
+_PLAIN = re.compile(r"[a-z0-9]+")
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -84,6 +85,11 @@ def connect(uri: str) -> Any:
             ) from exc
         if "://" not in uri and not uri.endswith(".db"):
             raise ConfigError(f"Milvus URI {uri} is neither http(s)://host:port nor a .db file")
+        if "://" not in uri:
+            # Milvus Lite serves gRPC inside this process and logs a traceback for each call
+            # it does not implement (pymilvus asks AllocTimestamp while creating an index,
+            # then carries on): noise on the CLI's stderr, not an error.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             client = MilvusClient(uri=uri, timeout=10)
             client.list_collections()
@@ -138,7 +144,7 @@ class MilvusStore:
         generation, files = self.folder.stage(snapshot, search_files=False)
         collection = _collection_name(alias, generation)
         try:
-            _create(client, collection, snapshot.state)
+            _create(client, collection, snapshot.state, snapshot.settings.sparse)
             self._switch(client, alias, collection)
         except BaseException:
             self.folder.discard(generation)
@@ -176,12 +182,29 @@ class MilvusStore:
                 f"Milvus collection {collection} at {self.uri} is missing",
                 remedy="rebuild_full",
             )
+        _ensure_loaded(client, collection)
         state = snapshot.state
-        state.candidates = MilvusCandidates(client, collection, state.row_doc, len(state.chunks))
+        state.candidates = MilvusCandidates(
+            client, collection, state.row_doc, len(state.chunks), snapshot.settings.sparse
+        )
         return snapshot
 
 
-def _create(client: Any, collection: str, state: IndexState) -> None:
+def _ensure_loaded(client: Any, collection: str) -> None:
+    """Load ``collection`` into the query nodes unless it is already: a Milvus (Lite) server
+    started afresh holds every collection released, and a released one cannot be searched."""
+    try:
+        state = client.get_load_state(collection).get("state")
+        if getattr(state, "name", None) != "Loaded":
+            client.load_collection(collection)
+    except Exception as exc:  # pymilvus raises several unrelated types
+        raise IndexCorruptError(
+            f"cannot load Milvus collection {collection} ({str(exc).splitlines()[0][:200]})",
+            remedy="rebuild_full",
+        ) from exc
+
+
+def _create(client: Any, collection: str, state: IndexState, sparse: SparseSettings) -> None:
     """A new collection holding ``state``'s rows, indexed, flushed and loaded."""
     from pymilvus import DataType, Function, FunctionType
 
@@ -224,12 +247,22 @@ def _create(client: Any, collection: str, state: IndexState) -> None:
             metric_type="COSINE",
             params={"M": 32, "efConstruction": 200},
         )
-    params.add_index("bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    params.add_index(
+        "bm25",
+        index_type="SPARSE_INVERTED_INDEX",
+        metric_type="BM25",
+        params={"bm25_k1": sparse.k1, "bm25_b": sparse.b},
+    )
     client.create_collection(
         collection, schema=schema, index_params=params, consistency_level="Strong"
     )
     rows: list[dict[str, Any]] = []
     for row, chunk in enumerate(state.chunks):
+        if row % _BATCH == 0:
+            texts = [
+                state.keyword_text(n) for n in range(row, min(row + _BATCH, len(state.chunks)))
+            ]
+            tokens = analyse(texts, sparse)
         doc_number = int(state.row_doc[row])
         document = state.docs[doc_number].document
         rows.append(
@@ -244,7 +277,7 @@ def _create(client: Any, collection: str, state: IndexState) -> None:
                 "start": chunk.start,
                 "end": chunk.end,
                 "text": _clip(chunk.text),
-                "keywords": _clip(embedding_text(document.title, chunk.section, chunk.text)),
+                "keywords": _clip(_terms(tokens[row % _BATCH])),
                 "vector": state.vectors[row].tolist(),
             }
         )
@@ -256,6 +289,14 @@ def _create(client: Any, collection: str, state: IndexState) -> None:
     client.flush(collection)
 
 
+def _terms(tokens: list[str]) -> str:
+    """Analysed tokens as the text of the keyword field (see ``_ANALYZER``)."""
+    return " ".join(
+        token if _PLAIN.fullmatch(token) else "u" + token.encode("utf-8", "replace").hex()
+        for token in tokens
+    )
+
+
 def _clip(text: str) -> str:
     """``text`` as valid UTF-8 cut to fit a VARCHAR field (whole characters)."""
     data = text.encode("utf-8", "replace")
@@ -265,7 +306,15 @@ def _clip(text: str) -> str:
 class MilvusCandidates:
     """Dense and BM25 candidates from one collection generation (rows as in the state)."""
 
-    def __init__(self, client: Any, collection: str, row_doc: np.ndarray, size: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        row_doc: np.ndarray,
+        size: int,
+        sparse: SparseSettings | None = None,
+    ) -> None:
+        self.sparse = sparse or SparseSettings()
         self.client = client
         self.collection = collection
         self.row_doc = row_doc
@@ -312,8 +361,14 @@ class MilvusCandidates:
     def keyword(
         self, question: str, depth: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids = self._search(question, "bm25", depth, allowed, {"metric_type": "BM25"})
+        terms = _terms(analyse([question], self.sparse)[0])
+        if not terms:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        scores, ids = self._search(terms, "bm25", depth, allowed, {"metric_type": "BM25"})
         if len(scores) and scores[0] < 0:  # Milvus Lite reports BM25 scores negated
             scores = -scores
+        # Milvus's BM25 has Robertson's (k1 + 1) factor in each term, bm25s's Lucene variant
+        # not: on this scale a score reads as it would from the default backend.
+        scores = scores / np.float32(self.sparse.k1 + 1)
         keep = scores > 0
         return scores[keep], ids[keep]
