@@ -109,11 +109,9 @@ def load_reranker(path: str | Path) -> CrossEncoderReranker:
     """The cross-encoder in ``path``, loaded once per process per folder."""
     key = Path(path).expanduser().resolve()
     with _lock:
-        reranker = _loaded.get(key)
-        if reranker is None:
-            reranker = CrossEncoderReranker(path)
-            _loaded[key] = reranker
-        return reranker
+        if key not in _loaded:
+            _loaded[key] = CrossEncoderReranker(path)
+        return _loaded[key]
 
 
 def configured_reranker() -> CrossEncoderReranker | None:

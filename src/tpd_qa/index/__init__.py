@@ -237,10 +237,10 @@ class Index:
         cls,
         documents: Iterable[Document],
         *,
+        embedder_factory: Callable[[str], Embedder] = make_embedder,
         settings: IndexSettings | None = None,
         embedder: Embedder | None = None,
         search_settings: SearchSettings | None = None,
-        embedder_factory: Callable[[str], Embedder] = make_embedder,
         progress: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> Index:
