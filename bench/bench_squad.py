@@ -21,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, CachedEmbedder, machine, write_results
+from _common import RESULTS, SHARED, CachedEmbedder, machine, write_results
 
 from tpd_qa.embedding import SentenceTransformerEmbedder
 from tpd_qa.index import Index, IndexSettings, SearchSettings
 from tpd_qa.index.search import Searcher
 from tpd_qa.query import Query
 
-SQUAD = ROOT.parent / "shared" / "data" / "squad-train" / "train-v1.1-first-11-articles.json"
+SQUAD = SHARED / "data" / "squad-train" / "train-v1.1-first-11-articles.json"
 MAX_PASSAGE_CHARS = 2000
 
 Question = tuple[str, str, list[str]]
