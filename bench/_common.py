@@ -17,7 +17,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-SCIFACT = Path(os.environ.get("TPD_QA_SCIFACT") or ROOT.parent / "shared" / "data" / "scifact")
+#: ../shared beside the checkout (``TPD_QA_SHARED`` for a worktree elsewhere).
+SHARED = Path(os.environ.get("TPD_QA_SHARED") or ROOT.parent / "shared")
+SCIFACT = Path(os.environ.get("TPD_QA_SCIFACT") or SHARED / "data" / "scifact")
 MEMORANDUM_QA = ROOT / "data" / "memorandum_qa.jsonl"
 CORPUS = ROOT / "corpus"
 

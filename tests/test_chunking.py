@@ -34,6 +34,8 @@ class Generated:
     headings: list[Heading] = field(default_factory=list)
     sentences: list[tuple[int, int]] = field(default_factory=list)
     items: list[tuple[int, int, str]] = field(default_factory=list)  # block span + number
+    # paragraphs and list items written on one line: the units a passage should keep whole
+    blocks: list[tuple[int, int]] = field(default_factory=list)
 
     def document(self) -> Document:
         return Document(
@@ -106,18 +108,24 @@ def documents(draw: st.DrawFn) -> Generated:
                 marker = f"{number}. "
             elif kind == "bullet":
                 marker = draw(st.sampled_from(["- ", "• ", "* "]))
-            block_start = position
+            block_start = line_start = position
             for index, sentence in enumerate(sentences):
                 if index == 0 and marker:
                     start = put(marker)
                     put(sentence)
                 else:
                     if index:
-                        put("\n" if kind == "wrapped" and draw(st.booleans()) else " ")
+                        if kind == "wrapped" and draw(st.booleans()):
+                            # a line ending a sentence ends the paragraph
+                            gen.blocks.append((line_start, position))
+                            line_start = put("\n") + 1
+                        else:
+                            put(" ")
                     start = put(sentence)
                 gen.sentences.append((start, position))
             if kind == "item":
                 gen.items.append((block_start, position, str(number)))
+            gen.blocks.append((line_start, position))
         put(draw(st.sampled_from(["\n", "\n\n", "\n\n\n", "\n \n", "\n\t\n"])))
     gen.text = "".join(parts)
     return gen
@@ -197,7 +205,8 @@ def check_chunks(
             f"sentence {text[start:end][:60]!r} ({start}-{end}) split across chunks "
             f"{[(c.start, c.end) for c in chunks if c.start < end and start < c.end]}"
         )
-    # overlap is modest: consecutive chunks share at most `overlap_sentences` sentences
+    # overlap is modest: consecutive chunks share at most `overlap_sentences` sentences,
+    # and only inside one paragraph or item that had to be split (it is over the limit)
     allowed = chunker.settings.overlap_sentences
     for before, after in itertools.pairwise(chunks):
         if after.start >= before.end:
@@ -205,6 +214,16 @@ def check_chunks(
         assert allowed > 0, "chunks overlap although overlap_sentences is 0"
         shared = [(s, e) for s, e in gen.sentences if s < before.end and after.start < e]
         assert len(shared) <= allowed, (after.start, before.end, shared)
+        split = [(s, e) for s, e in gen.blocks if s <= after.start and before.end <= e]
+        assert split, f"overlap {after.start}-{before.end} is not inside one block"
+        assert count(text[split[0][0] : split[0][1]]) > limit, "a block within the limit was split"
+    # a paragraph or item that fits the limit is never cut (token counts of a block's
+    # pieces add up to at least the whole's for these counters, so it is a unit)
+    for start, end in gen.blocks:
+        if count(text[start:end]) <= limit:
+            assert any(c.start <= start and end <= c.end for c in chunks), (
+                f"block {text[start:end][:60]!r} ({start}-{end}) was cut although it fits"
+            )
 
 
 @pytest.mark.parametrize("counter", sorted(COUNTERS))
@@ -477,3 +496,61 @@ def test_real_tokenizer_on_memorandum(real_embedder, memorandum: Document) -> No
     for chunk in chunks:
         assert 200 <= len(chunk.text) <= 1300
         assert real_embedder.count_tokens(chunk.text) <= chunker.settings.max_tokens
+
+
+# ---------------------------------------------------------------------------------------
+# passages follow paragraphs (algorithm 5)
+
+
+def paragraphs_doc(*paragraphs: str) -> Document:
+    return Document("p.txt", "P", "\n\n".join(paragraphs), "txt", "e" * 64)
+
+
+def numbered(count: int, topic: str = "fusion") -> str:
+    """``count`` sentences of 10 words (13 stand-in tokens) each."""
+    return " ".join(
+        f"Sentence {n} tells readers about {topic} magnets built near Naka." for n in range(count)
+    )
+
+
+def test_paragraph_that_fits_the_limit_stays_whole() -> None:
+    # 15 sentences = 195 stand-in tokens: over the 160 target, under the 220 limit
+    paragraph = numbered(15)
+    doc = paragraphs_doc(numbered(2, "quantum"), paragraph, numbered(2, "space"))
+    chunks = Chunker().chunk(doc)
+    assert paragraph in [c.text for c in chunks]
+
+
+def test_short_paragraphs_are_packed_up_to_the_target() -> None:
+    doc = paragraphs_doc(*(numbered(3, topic) for topic in ("a", "b", "c", "d", "e", "f")))
+    chunks = Chunker(ChunkerSettings(min_chars=0)).chunk(doc)
+    # 39 tokens each: four fit the 160 target, the other two make the second chunk
+    assert [c.text.count("\n\n") + 1 for c in chunks] == [4, 2]
+
+
+def test_long_paragraph_is_cut_into_even_pieces_without_overlap() -> None:
+    doc = paragraphs_doc(numbered(30))  # 390 tokens: three pieces of 10 sentences
+    chunks = Chunker().chunk(doc)
+    assert [c.text.count("Sentence") for c in chunks] == [10, 10, 10]
+    assert all(b.start > a.end for a, b in itertools.pairwise(chunks))
+    assert ChunkerSettings().overlap_sentences == 0
+
+
+def test_overlap_repeats_sentences_only_inside_a_split_paragraph() -> None:
+    doc = paragraphs_doc(numbered(30), numbered(3, "space"), numbered(3, "quantum"))
+    chunks = Chunker(ChunkerSettings(overlap_sentences=1, min_chars=0)).chunk(doc)
+    split = [c for c in chunks if "fusion" in c.text]
+    assert len(split) == 3
+    for before, after in itertools.pairwise(split):
+        shared = doc.text[after.start : before.end]
+        assert shared.count("Sentence") == 1 and shared.endswith(".")
+    # the short paragraphs after it neither overlap nor join a piece of the split one
+    rest = chunks[len(split) :]
+    assert [c.text for c in rest] == [
+        doc.text[doc.text.index("Sentence 0 tells readers about space") :]
+    ]
+
+
+def test_algorithm_version_is_recorded() -> None:
+    """Boundaries changed with algorithm 5: indexes chunked by 4 re-chunk once."""
+    assert ChunkerSettings().to_dict()["algorithm"] == 5

@@ -108,7 +108,8 @@ def overlapping_index(tmp_path: Path, fake_embedder: HashEmbedder) -> Index:
             for n in range(60)
         ]
         (folder / name).write_text(" ".join(sentences) + "\n", encoding="utf-8")
-    chunker = ChunkerSettings(max_tokens=60, target_tokens=40, min_chars=0)
+    # overlap is off by default: ask for it, as a split paragraph may still have it
+    chunker = ChunkerSettings(max_tokens=60, target_tokens=40, min_chars=0, overlap_sentences=1)
     built, _ = build_test_index(folder, embedder=fake_embedder, chunker=chunker)
     chunks = built.chunks()
     assert any(a.doc_id == b.doc_id and b.start < a.end for a, b in itertools.pairwise(chunks)), (

@@ -1,8 +1,11 @@
 """Structure-aware chunking: documents become token-limited spans that cite well.
 
-Boundaries are chosen in this order of preference: headings, list items, paragraphs,
-sentences; a sentence is cut (at word boundaries) only when it alone exceeds the token
-limit. Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.text``.
+Passages follow the text's own units. Blocks are headings, list items and paragraphs; a
+block that fits the token limit is never cut, and short blocks are packed together up to
+the target size. A longer block is cut at sentences into pieces of about equal size, and
+only such pieces may overlap (``overlap_sentences``); a sentence is cut (at word
+boundaries) only when it alone exceeds the limit. Every chunk satisfies
+``document.text[chunk.start:chunk.end] == chunk.text``.
 """
 
 from __future__ import annotations
@@ -34,20 +37,18 @@ class ChunkerSettings:
     """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft.
 
     ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk
-    (4: sentences as :func:`tpd_qa.text.sentence_spans` cuts them, so an abbreviation
-    such as ``Dr.`` stays with its sentence, as the web UI highlights it). Not bumped for
-    two later rules that leave text without CJK characters cut exactly as before, so
-    English indexes are not re-embedded for them: a Japanese sentence end inside 「」『』（）
-    ends no sentence, and the default counter counts one token per CJK character. Japanese
-    passages of older indexes stay exact and are cut anew when their document changes or
-    with ``--full``.
+    (5: passages follow the text's own units: a paragraph or list item that fits
+    ``max_tokens`` stays whole, short ones are packed up to ``target_tokens``, a longer
+    one is cut at sentences into pieces of about equal size, and only those pieces
+    overlap, by ``overlap_sentences``). Sentences are :func:`tpd_qa.text.sentence_spans`;
+    the default counter counts one token per CJK character.
     """
 
-    algorithm: int = 4
+    algorithm: int = 5
     max_tokens: int = 220
     target_tokens: int = 160
     min_chars: int = 200
-    overlap_sentences: int = 1
+    overlap_sentences: int = 0
 
     def __post_init__(self) -> None:
         if not 8 <= self.target_tokens <= self.max_tokens:
@@ -61,13 +62,13 @@ class ChunkerSettings:
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """A piece of text that is never split further by packing (a block or a sentence)."""
+    """A whole block, or one piece of a block that had to be split at sentences."""
 
     start: int
     end: int
     tokens: int
     block: int
-    starts_block: bool
+    split: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,22 +110,43 @@ class Chunker:
         return chunks
 
     def _units(self, text: str, blocks: list[_Block]) -> Iterator[_Unit]:
-        limit = self.settings.target_tokens
+        """Blocks that fit the hard limit whole; longer ones as balanced sentence pieces."""
         for index, block in enumerate(blocks):
             tokens = self.count_tokens(text[block.start : block.end])
-            if tokens <= limit:
-                yield _Unit(block.start, block.end, tokens, index, True)
+            if tokens <= self.settings.max_tokens or block.is_heading:
+                yield _Unit(block.start, block.end, tokens, index, False)
                 continue
-            first = True
+            sentences: list[tuple[int, int, int]] = []
             for start, end in _sentences(text, block.start, block.end):
                 pieces = [(start, end)]
-                sentence_tokens = self.count_tokens(text[start:end])
-                if sentence_tokens > self.settings.max_tokens:
+                if self.count_tokens(text[start:end]) > self.settings.max_tokens:
                     pieces = list(self._split_words(text, start, end))
                 for piece_start, piece_end in pieces:
                     count = self.count_tokens(text[piece_start:piece_end])
-                    yield _Unit(piece_start, piece_end, count, index, first)
-                    first = False
+                    sentences.append((piece_start, piece_end, count))
+            groups = _balanced(sentences, self.settings.target_tokens)
+            for first, last in self._overlapped(sentences, groups):
+                start, end = sentences[first][0], sentences[last][1]
+                count = self.count_tokens(text[start:end])
+                yield _Unit(start, end, count, index, True)
+
+    def _overlapped(
+        self, sentences: list[tuple[int, int, int]], groups: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, int]]:
+        """Each group after the first repeats up to ``overlap_sentences`` sentences of the
+        one before (never all of it, and only while the group stays under the limit)."""
+        previous: tuple[int, int] | None = None
+        for first, last in groups:
+            start = first
+            if previous is not None:
+                used = sum(tokens for _, _, tokens in sentences[first : last + 1])
+                while start > max(previous[0] + 1, first - self.settings.overlap_sentences):
+                    used += sentences[start - 1][2]
+                    if used > self.settings.max_tokens:
+                        break
+                    start -= 1
+            yield start, last
+            previous = (first, last)
 
     def _split_words(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Cut an over-long sentence at word boundaries into pieces under the limit."""
@@ -164,9 +186,11 @@ class Chunker:
     ) -> Iterator[tuple[int, int]]:
         """Group consecutive units into chunks; yields (first unit, last unit) pairs.
 
-        A chunk never spans two pages, and a heading always opens a new chunk (a run of
-        headings stays with the text under it, past the target size if need be, so no
-        chunk is a bare heading); short list items are merged.
+        Whole blocks are packed up to the target size; a piece of a split block is a
+        chunk of its own. A chunk never spans two pages, a heading always opens a new
+        chunk (a run of headings stays with the text under it if the two fit the hard
+        limit, so no chunk is a bare heading that could have been avoided), and list
+        items part once a chunk has ``min_chars``.
         """
         settings = self.settings
         first = 0
@@ -175,39 +199,25 @@ class Chunker:
         for index, unit in enumerate(units):
             block = blocks[unit.block]
             if index > first:
-                previous = blocks[units[index - 1].block]
-                chars = units[index - 1].end - units[first].start
+                before = units[index - 1]
+                previous = blocks[before.block]
+                chars = before.end - units[first].start
                 new_page = document.page_at(unit.start) != document.page_at(units[first].start)
-                heading = unit.starts_block and block.is_heading and has_body
-                item = unit.starts_block and (block.item is not None or previous.item is not None)
+                heading = block.is_heading and has_body
+                item = block.item is not None or previous.item is not None
                 item = item and chars >= settings.min_chars and not previous.is_heading
-                full = used + unit.tokens > settings.target_tokens
-                if full and not has_body:  # never leave a heading on its own
+                if has_body:
+                    full = unit.split or before.split or used + unit.tokens > settings.target_tokens
+                else:  # never leave a heading on its own if it fits with what follows
                     joined = document.text[units[first].start : unit.end]
                     full = self.count_tokens(joined) > settings.max_tokens
                 if new_page or heading or item or full:
                     yield first, index - 1
-                    first = self._overlap_start(units, first, index)
-                    used = sum(u.tokens for u in units[first:index])
-                    has_body = first < index
-                    if new_page or used + unit.tokens > settings.target_tokens:
-                        first, used, has_body = index, 0, False
+                    first, used, has_body = index, 0, False
             used += unit.tokens
             has_body = has_body or not block.is_heading
         if first < len(units):
             yield first, len(units) - 1
-
-    def _overlap_start(self, units: list[_Unit], first: int, index: int) -> int:
-        """Where the next chunk starts: repeat trailing sentences of a block that was split."""
-        back = index
-        while (
-            back > first + 1
-            and index - back < self.settings.overlap_sentences
-            and not units[back - 1].starts_block
-            and units[back - 1].block == units[index].block
-        ):
-            back -= 1
-        return back
 
     def _enforce_limit(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Guarantee the hard token limit on the joined text (unit counts are estimates)."""
@@ -220,6 +230,26 @@ class Chunker:
             return
         yield from self._enforce_limit(text, start, middle[0])
         yield from self._enforce_limit(text, middle[1], end)
+
+
+def _balanced(sentences: list[tuple[int, int, int]], target: int) -> list[tuple[int, int]]:
+    """Consecutive sentences grouped into the fewest pieces of about ``target`` tokens or
+    less, of about equal size: (first, last) sentence index pairs."""
+    total = sum(tokens for _, _, tokens in sentences)
+    pieces = max(1, -(-total // target))
+    groups: list[tuple[int, int]] = []
+    first, used, left = 0, 0, total
+    for index, (_, _, tokens) in enumerate(sentences):
+        if index > first:
+            goal = left / max(1, pieces - len(groups))
+            over = used + tokens - goal
+            if used + tokens > target or (over > 0 and over >= goal - used):
+                groups.append((first, index - 1))
+                left -= used
+                first, used = index, 0
+        used += tokens
+    groups.append((first, len(sentences) - 1))
+    return groups
 
 
 def _best_cut(text: str, start: int, end: int) -> tuple[int, int] | None:
