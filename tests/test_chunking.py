@@ -194,7 +194,14 @@ def check_chunks(
     for chunk, after in itertools.pairwise(chunks):
         if _only_headings(text, chunk, heading_spans):
             joined = text[chunk.start : after.end]
-            assert after.start < chunk.end or count(joined) > limit, (chunk.text, after.text[:40])
+            # (a heading longer than the hard limit is itself cut into pieces)
+            too_long = any(
+                s <= chunk.start < e and count(text[s:e]) > limit for s, e in heading_spans
+            )
+            assert after.start < chunk.end or count(joined) > limit or too_long, (
+                chunk.text,
+                after.text[:40],
+            )
     if not sentences:
         return
     # no sentence is cut unless it alone exceeds the limit
