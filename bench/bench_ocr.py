@@ -49,12 +49,11 @@ _PAGE = (2480, 3508)  # A4 at 300 dpi
 
 
 def _font() -> ImageFont.FreeTypeFont:
-    files = subprocess.run(
-        ["fc-list", ":lang=ja", "file"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    if not files:
-        sys.exit("no Japanese font: apt-get install fonts-ipafont-gothic")
-    return ImageFont.truetype(sorted(files)[0].rstrip(":"), _FONT_SIZE)
+    listing = subprocess.run(["fc-list", ":lang=ja", "file"], capture_output=True, text=True)
+    files = sorted(line.split(":")[0] for line in listing.stdout.splitlines() if line.strip())
+    if files:
+        return ImageFont.truetype(files[0], _FONT_SIZE)
+    sys.exit("no Japanese font: apt-get install fonts-ipafont-gothic")
 
 
 def english_lines() -> list[str]:

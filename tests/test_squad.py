@@ -9,16 +9,8 @@ import pytest
 
 from tpd_qa.cli import main
 from tpd_qa.errors import ConfigError
-from tpd_qa.evaluation import (
-    MAX_PASSAGE_CHARS,
-    SquadQuestion,
-    evaluate_squad,
-    first_hit,
-    is_squad,
-    load_squad,
-    squad_hit,
-    squad_metrics,
-)
+from tpd_qa.evaluation import evaluate_squad, load_squad, squad_metrics
+from tpd_qa.evaluation.squad import MAX_PASSAGE_CHARS, SquadQuestion, first_hit, is_squad, squad_hit
 from tpd_qa.index import Index
 
 ARTICLES = [
