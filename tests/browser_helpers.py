@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 QUESTION = "#tq-question textarea, #tq-question input"
 STARTUP_SECONDS = 240.0
+#: How long an answer may take in the page: a real-model search on 2 busy cores can pass
+#: Playwright's default 30 s (a slow machine, not a wrong answer).
+ANSWER_SECONDS = 90.0
 
 
 def free_port() -> int:
@@ -176,6 +181,7 @@ def wait_answer(page: Any, question: str, before: str) -> Any:
             return (asked && asked.textContent === q) || shown.classList.contains('tq-state');
         }""",
         arg=[question, before, _CONTENT],
+        timeout=ANSWER_SECONDS * 1000,
     )
     return page.locator("#tq-results")
 
@@ -186,3 +192,23 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def require_chromium() -> None:
+    """Skip the calling test module when Debian's Chromium is missing (``scripts/setup.sh
+    test`` installs it; Playwright never downloads a browser here)."""
+    if not CHROMIUM.exists():  # pragma: no cover
+        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM})", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from browser_helpers import chromium
 from documents import make_pdf
 from tpd_qa.embedding import HashEmbedder
 
@@ -22,6 +25,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TPD_QA_CORPUS", "TPD_QA_INDEX", "TPD_QA_MODEL", "TPD_QA_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium per browser test module."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 
 from browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     QUESTION,
     ROOT,
     Server,
     answer_markup,
     ask,
     open_page,
+    require_chromium,
     running,
     screenshot,
     start_server,
@@ -36,9 +35,7 @@ from browser_helpers import (
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():  # pragma: no cover - scripts/setup.sh test installs it
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 MEMO = "us-japan-technology-prosperity-deal.txt"
 XSS_NAME = "zanzibar \"'><img src=x onerror=window.__pwned=7>.md"
@@ -76,14 +73,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     )
     with running(real, hashed):
         yield {"real": real, "hashed": hashed}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

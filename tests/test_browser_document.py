@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 from browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Server,
     ask,
     open_page,
+    require_chromium,
     running,
     screenshot,
     start_server,
@@ -25,9 +24,7 @@ from browser_helpers import (
 from documents import make_pdf
 
 pytestmark = pytest.mark.browser
-if not CHROMIUM.exists():  # pragma: no cover
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 
 NOTES = "# Fusion notes\n\n## Naka\n\nThe JT-60SA tokamak in Naka is superconducting.\n"
 LEDGER = '=HYPERLINK("http://evil.example","x") <script>window.__pwned=1</script> Quetzal ledger'
@@ -47,14 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     started = start_server(corpus, folder / "index", folder / "serve.log", model="hash")
     with running(started):
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _in_viewport(page: Any, selector: str) -> bool:

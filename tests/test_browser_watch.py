@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from browser_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     ask,
     open_page,
+    require_chromium,
     running,
     screenshot,
     start_server,
@@ -26,10 +25,7 @@ from tpd_qa.records import OCR_LABEL
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():  # pragma: no cover - scripts/setup.sh test installs it
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-
-from playwright import sync_api  # noqa: E402
+require_chromium()
 
 MEMO = "us-japan-technology-prosperity-deal.txt"
 
@@ -45,32 +41,29 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-def test_a_copied_file_becomes_answerable_without_a_click(watched: Any, tmp_path: Path) -> None:
+def test_a_copied_file_becomes_answerable_without_a_click(
+    watched: Any, tmp_path: Path, browser: Any
+) -> None:
     assert "watching the corpus" in watched.output()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = open_page(browser, watched.url, viewport={"width": 1200, "height": 900})
-            status = page.locator("#tq-status")
-            assert "1 document" in status.inner_text()
-            draft = tmp_path / "wombat.txt"
-            draft.write_text(
-                "Wombat burrow census: the Tasmanian wombat population doubled this decade.",
-                encoding="utf-8",
-            )
-            shutil.copy(draft, watched.corpus / "wombat.txt")
-            # the status line refreshes itself: 2 documents, and what the watcher did
-            page.wait_for_function(
-                "() => /2 documents/.test(document.querySelector('#tq-status').textContent)",
-                timeout=60_000,
-            )
-            assert "1 added" in status.inner_text() or "updated" in status.inner_text()
-            screenshot(page, "watch-status")
-            results = ask(page, "Tasmanian wombat burrow census")
-            first = results.locator("article.tq-card").first
-            assert first.get_attribute("data-source") == "wombat.txt"
-        finally:
-            browser.close()
+    page = open_page(browser, watched.url, viewport={"width": 1200, "height": 900})
+    status = page.locator("#tq-status")
+    assert "1 document" in status.inner_text()
+    draft = tmp_path / "wombat.txt"
+    draft.write_text(
+        "Wombat burrow census: the Tasmanian wombat population doubled this decade.",
+        encoding="utf-8",
+    )
+    shutil.copy(draft, watched.corpus / "wombat.txt")
+    # the status line refreshes itself: 2 documents, and what the watcher did
+    page.wait_for_function(
+        "() => /2 documents/.test(document.querySelector('#tq-status').textContent)",
+        timeout=60_000,
+    )
+    assert "1 added" in status.inner_text() or "updated" in status.inner_text()
+    screenshot(page, "watch-status")
+    results = ask(page, "Tasmanian wombat burrow census")
+    first = results.locator("article.tq-card").first
+    assert first.get_attribute("data-source") == "wombat.txt"
 
 
 SCANNED_MEMO = [
@@ -90,36 +83,31 @@ SCANNED_MEMO = [
 
 
 def test_a_scanned_memorandum_becomes_answerable_by_page_with_the_ocr_mark(
-    watched: Any, tmp_path: Path
+    watched: Any, tmp_path: Path, browser: Any
 ) -> None:
     first, second = SCANNED_MEMO
     scan = tmp_path / "memo-scan.pdf"
     scan.write_bytes(image_pdf([page_image(first), page_image(second, rotate=180)]))
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = open_page(browser, watched.url, viewport={"width": 1200, "height": 900})
-            shutil.copy(scan, watched.corpus / scan.name)
-            # Every file of the corpus is a document (the page's first status line may be
-            # older than the last rebuild, so count files rather than add one to it).
-            expected = sum(path.is_file() for path in watched.corpus.iterdir())
-            # no click, no command: the watcher reads both pages by OCR and rebuilds
-            page.wait_for_function(
-                r"""n => (document.querySelector('#tq-status').textContent
-                    .match(/(\d+) documents?/) || [])[1] === String(n)""",
-                arg=expected,
-                timeout=300_000,
-            )
-            results = ask(page, "Who shares cryostat beamline time at the Naka tokamak?")
-            card = results.locator("article.tq-card").first
-            assert card.get_attribute("data-source") == scan.name
-            meta = card.locator(".tq-meta").inner_text()
-            assert "p. 2" in meta.replace("\xa0", " ")
-            assert OCR_LABEL in card.locator(".tq-ocr").inner_text()
-            assert "Naka tokamak" in card.locator(".tq-text").inner_text()
-            citation = card.locator("button.tq-copy").get_attribute("data-copy") or ""
-            assert "memo-scan.pdf" in citation and "p. 2" in citation
-            assert citation.endswith(OCR_LABEL)
-            screenshot(page, "watch-scanned-memo")
-        finally:
-            browser.close()
+    page = open_page(browser, watched.url, viewport={"width": 1200, "height": 900})
+    shutil.copy(scan, watched.corpus / scan.name)
+    # Every file of the corpus is a document (the page's first status line may be
+    # older than the last rebuild, so count files rather than add one to it).
+    expected = sum(path.is_file() for path in watched.corpus.iterdir())
+    # no click, no command: the watcher reads both pages by OCR and rebuilds
+    page.wait_for_function(
+        r"""n => (document.querySelector('#tq-status').textContent
+            .match(/(\d+) documents?/) || [])[1] === String(n)""",
+        arg=expected,
+        timeout=300_000,
+    )
+    results = ask(page, "Who shares cryostat beamline time at the Naka tokamak?")
+    card = results.locator("article.tq-card").first
+    assert card.get_attribute("data-source") == scan.name
+    meta = card.locator(".tq-meta").inner_text()
+    assert "p. 2" in meta.replace("\xa0", " ")
+    assert OCR_LABEL in card.locator(".tq-ocr").inner_text()
+    assert "Naka tokamak" in card.locator(".tq-text").inner_text()
+    citation = card.locator("button.tq-copy").get_attribute("data-copy") or ""
+    assert "memo-scan.pdf" in citation and "p. 2" in citation
+    assert citation.endswith(OCR_LABEL)
+    screenshot(page, "watch-scanned-memo")
