@@ -68,16 +68,33 @@ def _open_link(browser: Any, link: str) -> Any:
     return page
 
 
-def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Server) -> None:
+def _open_answer(browser: Any, server: Server, question: str, source: str, height: int) -> Any:
+    """A page that asked ``question`` and opened the first answer from ``source`` in the
+    document view; returns (page, card)."""
     page = open_page(
         browser,
         server.url,
-        viewport={"width": 1200, "height": 900},
+        viewport={"width": 1200, "height": height},
         permissions=["clipboard-read", "clipboard-write"],
     )
-    ask(page, "zeppelin hangar Nagasaki")
-    card = page.locator("#tq-results article.tq-card[data-source='shipyards.pdf']").first
+    ask(page, question)
+    card = page.locator(f"#tq-results article.tq-card[data-source='{source}']").first
     card.locator("button.tq-open").click()
+    return page, card
+
+
+def _copy_link(page: Any, card: Any) -> str:
+    """What the card's "Copy link" button puts on the clipboard."""
+    card.locator("button.tq-copy-link").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tq-results button.tq-copy-link')]"
+        ".some((b) => b.textContent.includes('Copied'))"
+    )
+    return str(page.evaluate("navigator.clipboard.readText()"))
+
+
+def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Server) -> None:
+    page, card = _open_answer(browser, server, "zeppelin hangar Nagasaki", "shipyards.pdf", 900)
     page.wait_for_selector("#tq-viewer .tq-docview[data-kind='pdf'] .tq-page img")
     page.wait_for_function("() => document.querySelector('#tq-viewer .tq-page .tq-hl')")
     page.wait_for_timeout(500)
@@ -85,12 +102,7 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
     assert _in_viewport(page, "#tq-viewer .tq-page .tq-hl")
     screenshot(page, "docview-pdf", full_page=False)
 
-    card.locator("button.tq-copy-link").click()
-    page.wait_for_function(
-        "() => document.querySelector('#tq-results button.tq-copy-link')"
-        ".textContent.includes('Copied')"
-    )
-    link = page.evaluate("navigator.clipboard.readText()")
+    link = _copy_link(page, card)
     assert link.startswith(server.url) and "doc=shipyards.pdf" in link
     fresh = _open_link(browser, link)
     assert fresh.locator("#tq-viewer .tq-docview").get_attribute("data-page") == "2"
@@ -109,15 +121,7 @@ def test_open_pdf_answer_copy_link_and_changed_notice(browser: Any, server: Serv
 
 
 def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) -> None:
-    page = open_page(
-        browser,
-        server.url,
-        viewport={"width": 1200, "height": 700},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    ask(page, "JT-60SA tokamak superconducting")
-    card = page.locator("#tq-results article.tq-card[data-source='notes.md']").first
-    card.locator("button.tq-open").click()
+    page, card = _open_answer(browser, server, "JT-60SA tokamak superconducting", "notes.md", 700)
     page.wait_for_selector("#tq-viewer #tq-passage")
     page.wait_for_timeout(500)
     marked = " ".join(page.locator("#tq-viewer mark.tq-hl").all_inner_texts())
@@ -126,12 +130,7 @@ def test_open_markdown_answer_marks_the_passage(browser: Any, server: Server) ->
     assert _in_viewport(page, "#tq-viewer #tq-passage")
     screenshot(page, "docview-markdown", full_page=False)
 
-    card.locator("button.tq-copy-link").click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#tq-results button.tq-copy-link')]"
-        ".some((b) => b.textContent.includes('Copied'))"
-    )
-    link = page.evaluate("navigator.clipboard.readText()")
+    link = _copy_link(page, card)
     assert "doc=notes.md" in link
     page.context.close()
     fresh = _open_link(browser, link)
