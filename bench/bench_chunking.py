@@ -11,7 +11,7 @@ its vector):
 * ``aligned``: today's default ``ChunkerSettings()`` (paragraphs and list items whole,
   long ones cut at sentences into even pieces, no overlap);
 * ``aligned-overlap1``: the same with one sentence repeated where a unit was split;
-* ``aligned-200``: target 200 tokens instead of 160;
+* ``aligned-tN``: pack short blocks up to N tokens (``target_tokens``) instead of 160;
 * ``*-noheader``: any variant with the passage embedded and keyword-indexed without its
   title/section header.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import statistics
 import subprocess
 import sys
@@ -81,8 +82,9 @@ def _settings(variant: str) -> ChunkerSettings:
     base = ChunkerSettings()
     if "overlap1" in variant:
         base = replace(base, overlap_sentences=1)
-    if "-200" in variant:
-        base = replace(base, target_tokens=200)
+    target = re.search(r"-t(\d+)", variant)
+    if target:  # e.g. aligned-t120: pack short blocks up to 120 tokens
+        base = replace(base, target_tokens=int(target.group(1)))
     return base
 
 

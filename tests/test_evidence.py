@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Sequence
@@ -267,3 +268,34 @@ def test_faster_evidence_matches_the_reference_on_any_text(text: str, question: 
     assert _as_tuple(found) == _reference_measure(_flat_idf, question, text)
     if not has_cjk(text):
         assert keyword_keys([text]) == [[key for _s, _e, key in keywords(text)]]
+
+
+def test_cosine_across_scripts_does_not_count_with_an_english_only_model(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "memo.txt").write_text(
+        "The White House Office of Science and Technology Policy signed the memorandum.\n"
+    )
+    (corpus / "summary.txt").write_text(
+        "覚書に署名したのは、米国側がホワイトハウスの科学技術政策局である。\n", encoding="utf-8"
+    )
+    index, _ = build_test_index(corpus)
+    state = index.state
+    japanese = next(
+        r for r in range(len(state.chunks)) if state.document_of(r).source == "summary.txt"
+    )
+    # an English-only model embeds Japanese text near anything: here, exactly on the question
+    searcher = Searcher(state, SearchSettings(), lambda _question: state.vectors[japanese])
+    question = Query.parse("Which office signed the memorandum?", 2)
+    assert [p.source for p in searcher.search(question)] == ["memo.txt", "summary.txt"]
+    # counting the cosine across scripts (a multilingual model) puts the Japanese one first
+    searcher.evidence_weights = dataclasses.replace(searcher.evidence_weights, cross_script=1.0)
+    assert searcher.search(question)[0].source == "summary.txt"
+    # a Japanese question is keyword-ranked: the cosine has no weight either way
+    assert query_kind("署名したのはどこですか") == "cjk"
+
+
+def test_cross_script_weight_is_checked() -> None:
+    with pytest.raises(ValueError, match="cross_script"):
+        dataclasses.replace(default_weights(), cross_script=2.0)
+    assert default_weights().cross_script == 0.0

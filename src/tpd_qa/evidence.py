@@ -41,6 +41,7 @@ __all__ = [
     "QueryKind",
     "default_weights",
     "idf_of_texts",
+    "mostly_cjk",
     "query_kind",
 ]
 
@@ -70,11 +71,16 @@ _QUESTION_WORDS: Final = frozenset(
 )
 
 
+def mostly_cjk(text: str) -> bool:
+    """Whether ``text`` is written mostly in CJK scripts (:data:`CJK_SHARE` of its letters)."""
+    letters = sum(ch.isalpha() for ch in text)
+    return letters > 0 and len(_CJK.findall(text)) / letters >= CJK_SHARE
+
+
 def query_kind(question: str) -> QueryKind:
     """``cjk`` for text mostly in CJK scripts; else ``question`` when the text asks (a
     question mark, or a question word first); else ``statement``."""
-    letters = sum(ch.isalpha() for ch in question)
-    if letters and len(_CJK.findall(question)) / letters >= CJK_SHARE:
+    if mostly_cjk(question):
         return "cjk"
     if question.rstrip().endswith(("?", "？")) or _QUESTION_START.match(question):
         return "question"
@@ -92,6 +98,12 @@ class EvidenceWeights:
     cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0)
     #: Candidates (best first-stage scores) that get the second stage.
     depth: int = 50
+    #: How much the cosine counts when one of question and passage is mostly CJK and the
+    #: other is not. The bundled model is English-only: it embeds every Japanese text
+    #: near every other, so an English question finds Japanese passages "similar" (cosine
+    #: 0.34 against 0.16 for the English passage that answers). With a multilingual
+    #: model, set it to 1 to keep cross-lingual answers.
+    cross_script: float = 0.0
 
     def __post_init__(self) -> None:
         for kind in (self.question, self.statement, self.cjk):
@@ -99,6 +111,8 @@ class EvidenceWeights:
                 raise ValueError(f"need {len(FEATURES)} weights ({', '.join(FEATURES)})")
         if self.depth < 1:
             raise ValueError("depth must be >= 1")
+        if not 0.0 <= self.cross_script <= 1.0:
+            raise ValueError("cross_script must be between 0 and 1")
 
     def for_kind(self, kind: QueryKind) -> np.ndarray:
         return np.asarray(getattr(self, kind), dtype=np.float64)
@@ -111,6 +125,7 @@ class EvidenceWeights:
             statement=tuple(float(data["statement"][name]) for name in FEATURES),
             cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
             depth=int(data.get("depth", 50)),
+            cross_script=float(data.get("cross_script", 0.0)),
         )
 
 
@@ -177,6 +192,19 @@ class Evidence:
         self._cache: OrderedDict[int, _Analysed] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._scripts: dict[int, bool] = {}
+
+    def cjk_rows(self, rows: Sequence[int], texts: Sequence[str]) -> np.ndarray:
+        """Which passages are written mostly in CJK scripts (:func:`mostly_cjk`), cached
+        per row."""
+        scripts = self._scripts
+        out = np.empty(len(rows), dtype=bool)
+        for i, (row, text) in enumerate(zip(rows, texts, strict=True)):
+            found = scripts.get(row)
+            if found is None:
+                found = scripts[row] = mostly_cjk(text)  # a dict write is atomic
+            out[i] = found
+        return out
 
     def measure(
         self, question: str, rows: Sequence[int], texts: Sequence[str]
@@ -230,6 +258,7 @@ class Evidence:
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._scripts.clear()
 
 
 def analyse(text: str) -> _Analysed:

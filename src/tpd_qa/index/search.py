@@ -200,9 +200,12 @@ class Searcher:
         """Re-score fused candidates: cosine, scaled BM25 and the evidence features.
 
         The evidence is measured for each retriever's ``depth`` best rows; the other
-        candidates keep zero evidence, so they follow unless their scores carry them.
+        candidates keep zero evidence, so they follow unless their scores carry them. A
+        passage in another script than the question (CJK or not) keeps only
+        ``cross_script`` of its cosine.
         """
-        weights = self.evidence_weights.for_kind(query_kind(question))
+        kind = query_kind(question)
+        weights = self.evidence_weights.for_kind(kind)
         depth = self.evidence_weights.depth
         rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
         dense_rows, bm25_rows = scored["dense"][1], scored["bm25"][1]
@@ -217,6 +220,12 @@ class Searcher:
         )
         features = np.zeros((len(rows), 5), dtype=np.float64)
         features[:, 0] = self.state.vectors[rows] @ self.query_vector(question)
+        if self.evidence_weights.cross_script != 1.0 and weights[0] != 0.0:
+            cjk = self.evidence.cjk_rows(
+                rows.tolist(), [self.state.chunks[int(row)].text for row in rows]
+            )
+            other = cjk != (kind == "cjk")
+            features[other, 0] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
         chosen = set(dense_rows[:depth].tolist()) | set(bm25_rows[:depth].tolist())
         positions = [i for i, row in enumerate(rows.tolist()) if row in chosen]
