@@ -299,3 +299,19 @@ def test_cross_script_weight_is_checked() -> None:
     with pytest.raises(ValueError, match="cross_script"):
         dataclasses.replace(default_weights(), cross_script=2.0)
     assert default_weights().cross_script == 0.0
+
+
+def test_second_stage_rescores_only_the_best_fused_candidates(corpus: Path) -> None:
+    index, _ = build_test_index(corpus)
+    searcher = index.searcher
+    question = "Which facility will help commercialize fusion?"
+    scored = searcher.candidates(question, "hybrid", 40)
+    fused = searcher.fuse(scored)
+    assert len(fused) > 4
+    for depth in (1, 3, len(fused)):
+        searcher.evidence_weights = dataclasses.replace(default_weights(), depth=depth)
+        ranked = searcher.second_stage(question, scored, fused)
+        assert {row for row, _ in ranked[:depth]} == {row for row, _ in fused[:depth]}
+        assert [row for row, _ in ranked[depth:]] == [row for row, _ in fused[depth:]]
+        scores = [score for _, score in ranked]
+        assert scores == sorted(scores, reverse=True)

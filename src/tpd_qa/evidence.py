@@ -96,7 +96,7 @@ class EvidenceWeights:
     #: For CJK-script text: keywords alone by default (the bundled model is English-only;
     #: with a multilingual model, give the dense score weight here).
     cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0)
-    #: Candidates (best first-stage scores) that get the second stage.
+    #: The best fused candidates that the second stage re-scores (the rest follow them).
     depth: int = 50
     #: How much the cosine counts when one of question and passage is mostly CJK and the
     #: other is not. The bundled model is English-only: it embeds every Japanese text

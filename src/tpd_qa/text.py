@@ -133,9 +133,12 @@ def sentence_spans(
         last_stop = stop
         if pending is not None:
             begin, pending = pending, None
-        words = _WORD.findall(text[begin:stop])
-        tiny = len(words) <= 1 and (
-            not words or words[0].isdigit() or words[0].lower() in ABBREVIATIONS
+        # tiny: no word, or one word that is a number or an abbreviation (two searches,
+        # not a list of every word: this runs for each sentence of each passage scored)
+        word = _WORD.search(text, begin, stop)
+        tiny = word is None or (
+            _WORD.search(text, word.end(), stop) is None
+            and (word.group().isdigit() or word.group().lower() in ABBREVIATIONS)
         )
         if tiny and text[stop : stop + 1] != "\n":
             pending = begin

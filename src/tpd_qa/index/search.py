@@ -197,19 +197,19 @@ class Searcher:
         return reordered + [(row, min(score, floor)) for row, score in tail]
 
     def second_stage(self, question: str, scored: dict[str, Scored], ranked: Ranked) -> Ranked:
-        """Re-score fused candidates: cosine, scaled BM25 and the evidence features.
+        """Re-score the best fused candidates: cosine, scaled BM25 and the evidence features.
 
-        The evidence is measured for each retriever's ``depth`` best rows; the other
-        candidates keep zero evidence, so they follow unless their scores carry them. A
-        passage in another script than the question (CJK or not) keeps only
-        ``cross_script`` of its cosine.
+        The ``depth`` best fused rows (``EvidenceWeights.depth``) are re-scored and
+        re-ordered; the rows after them follow in their fused order, their scores capped
+        at the lowest re-scored one so that scores never rise down the list. A passage in
+        another script than the question (CJK or not) keeps only ``cross_script`` of its
+        cosine.
         """
         kind = query_kind(question)
         weights = self.evidence_weights.for_kind(kind)
-        depth = self.evidence_weights.depth
-        rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
-        dense_rows, bm25_rows = scored["dense"][1], scored["bm25"][1]
-        bm25_scores = scored["bm25"][0]
+        head, tail = ranked[: self.evidence_weights.depth], ranked[self.evidence_weights.depth :]
+        rows = np.fromiter((row for row, _score in head), dtype=np.int64, count=len(head))
+        bm25_rows, bm25_scores = scored["bm25"][1], scored["bm25"][0]
         top = float(bm25_scores[0]) if len(bm25_scores) else 0.0
         bm25 = dict(
             zip(
@@ -218,27 +218,22 @@ class Searcher:
                 strict=True,
             )
         )
-        features = np.zeros((len(rows), 5), dtype=np.float64)
+        texts = [self.state.chunks[int(row)].text for row in rows]
+        features = np.zeros((len(rows), len(weights)), dtype=np.float64)
         features[:, 0] = self.state.vectors[rows] @ self.query_vector(question)
         if self.evidence_weights.cross_script != 1.0 and weights[0] != 0.0:
-            cjk = self.evidence.cjk_rows(
-                rows.tolist(), [self.state.chunks[int(row)].text for row in rows]
-            )
-            other = cjk != (kind == "cjk")
+            other = self.evidence.cjk_rows(rows.tolist(), texts) != (kind == "cjk")
             features[other, 0] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
-        chosen = set(dense_rows[:depth].tolist()) | set(bm25_rows[:depth].tolist())
-        positions = [i for i, row in enumerate(rows.tolist()) if row in chosen]
-        measured = self.evidence.measure(
-            question,
-            [int(rows[i]) for i in positions],
-            [self.state.chunks[int(rows[i])].text for i in positions],
-        )
-        for i, found in zip(positions, measured, strict=True):
-            features[i, 2:] = (found.coverage, found.sentence, found.bigram)
+        if weights[2:].any():
+            measured = self.evidence.measure(question, rows.tolist(), texts)
+            features[:, 2:] = [(m.coverage, m.sentence, m.bigram) for m in measured]
         scores = features @ weights
         order = np.lexsort((rows, -scores))
-        return [(int(rows[i]), float(scores[i])) for i in order]
+        floor = float(scores.min())
+        return [(int(rows[i]), float(scores[i])) for i in order] + [
+            (row, min(score, floor)) for row, score in tail
+        ]
 
     def fuse(self, scored: dict[str, Scored]) -> Ranked:
         """One ranking from the ``dense`` and ``bm25`` candidates, as ``settings`` says."""
