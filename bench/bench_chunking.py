@@ -11,7 +11,8 @@ its vector):
 * ``aligned``: today's default ``ChunkerSettings()`` (paragraphs and list items whole,
   long ones cut at sentences into even pieces, no overlap);
 * ``aligned-overlap1``: the same with one sentence repeated where a unit was split;
-* ``aligned-tN``: pack short blocks up to N tokens (``target_tokens``) instead of 160;
+* ``aligned-tN``: pack short blocks up to, and cut long ones into pieces of, N tokens
+  instead of 160; ``aligned-pN``: pack up to N tokens only (``pack_tokens``);
 * ``*-noheader``: any variant with the passage embedded and keyword-indexed without its
   title/section header.
 
@@ -83,8 +84,11 @@ def _settings(variant: str) -> ChunkerSettings:
     if "overlap1" in variant:
         base = replace(base, overlap_sentences=1)
     target = re.search(r"-t(\d+)", variant)
-    if target:  # e.g. aligned-t120: pack short blocks up to 120 tokens
-        base = replace(base, target_tokens=int(target.group(1)))
+    if target:  # e.g. aligned-t120: pack and split to 120 tokens
+        base = replace(base, target_tokens=int(target.group(1)), pack_tokens=int(target.group(1)))
+    pack = re.search(r"-p(\d+)", variant)
+    if pack:  # e.g. aligned-p100: pack short blocks up to 100 tokens only
+        base = replace(base, pack_tokens=int(pack.group(1)))
     return base
 
 

@@ -8,10 +8,11 @@ keep the real embeddings' layout (uniform random vectors would be a worst case f
 indexes): ``--synthetic mix`` (default) gives each replica the normalised sum of its real
 vector, another random real vector and Gaussian noise; ``--synthetic copies`` gives it its
 real vector plus noise (cosine ~0.89), i.e. clumps of near-duplicates, a harder case.
-Queries are real SciFact queries embedded by the bundled model in the timed call (each
-query text is asked once, so the query cache never helps); the timed call is the whole
-hybrid search (validation, query embedding, FAISS, BM25, fusion and passage assembly:
-what ``Index.search`` runs). Dense
+Queries are real SciFact queries (claims; ``--questions squad``: SQuAD train questions,
+which also take the second stage's evidence measures), embedded by the bundled model in
+the timed call; each text is asked once, so the query cache never helps. The timed call
+is the whole hybrid search (validation, query embedding, FAISS, BM25, fusion, the second
+stage and passage assembly: what ``Index.search`` runs). Dense
 recall@10 of the automatically chosen FAISS index is measured against exact search over
 the same vectors. ``--base-docs N`` embeds only the first N SciFact abstracts as the real
 base (a quicker first run on a busy machine; larger sizes then hold more replicas of each).
@@ -30,10 +31,11 @@ from typing import Any
 
 import numpy as np
 from _common import RESULTS, SCIFACT, CachedEmbedder, machine, percentiles, write_results
+from bench_squad import SQUAD
 
 from tpd_qa.dense import HNSW_THRESHOLD, DenseIndex
 from tpd_qa.embedding import make_embedder
-from tpd_qa.evaluation import load_beir
+from tpd_qa.evaluation import load_beir, load_squad
 from tpd_qa.index import Index, IndexState, QueryVectors, Searcher
 from tpd_qa.query import Query
 
@@ -114,6 +116,13 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
     parser.add_argument("--synthetic", choices=["mix", "copies"], default="mix")
     parser.add_argument("--base-docs", type=int, help="real base: the first N abstracts only")
+    parser.add_argument(
+        "--questions",
+        choices=["scifact", "squad"],
+        default="scifact",
+        help="timed texts: SciFact claims, or SQuAD train questions (which take the "
+        "second stage's evidence measures)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     dataset = load_beir(SCIFACT, "train")
@@ -124,6 +133,8 @@ def main() -> int:
     cache.save()
     texts = list({**test.queries, **dataset.queries}.values())
     recall_queries = cache.embed_batch(texts[:200])
+    if args.questions == "squad":
+        texts = list(dict.fromkeys(q.question for q in load_squad(SQUAD).questions))
     print(f"base: {base.chunk_count} real chunks ({cache.misses} embedded now)", file=sys.stderr)
 
     results: list[dict[str, Any]] = []
@@ -165,6 +176,7 @@ def main() -> int:
         results.append(row)
         del searcher
     name = "latency" if args.synthetic == "mix" else f"latency_{args.synthetic}"
+    name += "_squad" if args.questions == "squad" else ""
     write_results(
         name,
         {

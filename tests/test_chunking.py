@@ -297,8 +297,10 @@ def test_settings_validation() -> None:
         ChunkerSettings(min_chars=-1)
     with pytest.raises(ValueError):
         ChunkerSettings(overlap_sentences=-1)
+    with pytest.raises(ValueError, match="pack_tokens"):
+        ChunkerSettings(pack_tokens=4)
     record = ChunkerSettings().to_dict()
-    for key in ("max_tokens", "target_tokens", "min_chars", "overlap_sentences"):
+    for key in ("max_tokens", "target_tokens", "pack_tokens", "min_chars", "overlap_sentences"):
         assert record[key] == getattr(ChunkerSettings(), key)
     assert ChunkerSettings(**record) == ChunkerSettings()
 
@@ -528,11 +530,19 @@ def test_paragraph_that_fits_the_limit_stays_whole() -> None:
     assert paragraph in [c.text for c in chunks]
 
 
-def test_short_paragraphs_are_packed_up_to_the_target() -> None:
+def test_short_paragraphs_are_packed_up_to_pack_tokens() -> None:
     doc = paragraphs_doc(*(numbered(3, topic) for topic in ("a", "b", "c", "d", "e", "f")))
-    chunks = Chunker(ChunkerSettings(min_chars=0)).chunk(doc)
-    # 39 tokens each: four fit the 160 target, the other two make the second chunk
-    assert [c.text.count("\n\n") + 1 for c in chunks] == [4, 2]
+
+    def packed(**sizes: int) -> list[int]:
+        chunks = Chunker(ChunkerSettings(min_chars=0, **sizes)).chunk(doc)
+        return [c.text.count("\n\n") + 1 for c in chunks]
+
+    # 39 tokens each: two fit the default packing limit of 100 tokens
+    assert packed() == [2, 2, 2]
+    # four fit 160, the other two make the second chunk
+    assert packed(pack_tokens=160) == [4, 2]
+    assert packed(pack_tokens=30) == [1] * 6
+    assert packed(pack_tokens=160, target_tokens=120) == [3, 3]  # never beyond the target
 
 
 def test_long_paragraph_is_cut_into_even_pieces_without_overlap() -> None:

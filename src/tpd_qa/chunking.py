@@ -34,25 +34,29 @@ word_count_tokens: TokenCounter = estimate_tokens
 
 @dataclass(frozen=True, slots=True)
 class ChunkerSettings:
-    """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, ``target_tokens`` soft.
+    """Chunk sizes in model tokens; ``max_tokens`` is a hard limit, the others soft.
 
     ``algorithm`` names the boundary rules; bumping it makes old indexes re-chunk
     (5: passages follow the text's own units: a paragraph or list item that fits
-    ``max_tokens`` stays whole, short ones are packed up to ``target_tokens``, a longer
-    one is cut at sentences into pieces of about equal size, and only those pieces
-    overlap, by ``overlap_sentences``). Sentences are :func:`tpd_qa.text.sentence_spans`;
-    the default counter counts one token per CJK character.
+    ``max_tokens`` stays whole, short ones are packed together up to ``pack_tokens`` (at
+    most ``target_tokens``), a longer one is cut at sentences into pieces of about
+    ``target_tokens``, and only those pieces overlap, by ``overlap_sentences``).
+    Sentences are :func:`tpd_qa.text.sentence_spans`; the default counter counts one
+    token per CJK character.
     """
 
     algorithm: int = 5
     max_tokens: int = 220
     target_tokens: int = 160
+    pack_tokens: int = 100
     min_chars: int = 200
     overlap_sentences: int = 0
 
     def __post_init__(self) -> None:
         if not 8 <= self.target_tokens <= self.max_tokens:
             raise ValueError("need 8 <= target_tokens <= max_tokens")
+        if self.pack_tokens < 8:
+            raise ValueError("need pack_tokens >= 8")
         if self.min_chars < 0 or self.overlap_sentences < 0:
             raise ValueError("min_chars and overlap_sentences must be >= 0")
 
@@ -193,6 +197,7 @@ class Chunker:
         items part once a chunk has ``min_chars``.
         """
         settings = self.settings
+        pack = min(settings.pack_tokens, settings.target_tokens)
         first = 0
         used = 0
         has_body = False
@@ -207,7 +212,7 @@ class Chunker:
                 item = block.item is not None or previous.item is not None
                 item = item and chars >= settings.min_chars and not previous.is_heading
                 if has_body:
-                    full = unit.split or before.split or used + unit.tokens > settings.target_tokens
+                    full = unit.split or before.split or used + unit.tokens > pack
                 else:  # never leave a heading on its own if it fits with what follows
                     joined = document.text[units[first].start : unit.end]
                     full = self.count_tokens(joined) > settings.max_tokens

@@ -56,6 +56,7 @@ QueryKind = Literal["question", "statement", "cjk"]
 #: Japanese questions 0.73 and more, English ones 0).
 CJK_SHARE = 0.3
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")  # a letter (or a number sign such as ①), one per match
 
 _QUESTION_START = re.compile(
     r"^\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
@@ -73,7 +74,9 @@ _QUESTION_WORDS: Final = frozenset(
 
 def mostly_cjk(text: str) -> bool:
     """Whether ``text`` is written mostly in CJK scripts (:data:`CJK_SHARE` of its letters)."""
-    letters = sum(ch.isalpha() for ch in text)
+    if _CJK.search(text) is None:  # most text: no regex pass over every letter
+        return False
+    letters = len(_LETTER.findall(text))
     return letters > 0 and len(_CJK.findall(text)) / letters >= CJK_SHARE
 
 
