@@ -194,9 +194,11 @@ def check_chunks(
     for chunk, after in itertools.pairwise(chunks):
         if _only_headings(text, chunk, heading_spans):
             joined = text[chunk.start : after.end]
-            # (a heading longer than the hard limit is itself cut into pieces)
+            # (a heading longer than the hard limit is itself cut into pieces, and each
+            # piece is a chunk of its own: neither it nor what precedes it can join)
             too_long = any(
-                s <= chunk.start < e and count(text[s:e]) > limit for s, e in heading_spans
+                (s <= chunk.start < e or s <= after.start < e) and count(text[s:e]) > limit
+                for s, e in heading_spans
             )
             assert after.start < chunk.end or count(joined) > limit or too_long, (
                 chunk.text,

@@ -301,17 +301,27 @@ def test_cross_script_weight_is_checked() -> None:
     assert default_weights().cross_script == 0.0
 
 
-def test_second_stage_rescores_only_the_best_fused_candidates(corpus: Path) -> None:
+def test_second_stage_measures_evidence_for_depth_candidates_only(corpus: Path) -> None:
     index, _ = build_test_index(corpus)
     searcher = index.searcher
     question = "Which facility will help commercialize fusion?"
     scored = searcher.candidates(question, "hybrid", 40)
     fused = searcher.fuse(scored)
     assert len(fused) > 4
+    measured: list[int] = []
+    measure = searcher.evidence.measure
+
+    def spy(question: str, rows: Sequence[int], texts: Sequence[str]) -> list[PassageEvidence]:
+        measured.extend(rows)
+        return measure(question, rows, texts)
+
+    searcher.evidence.measure = spy  # type: ignore[method-assign]
     for depth in (1, 3, len(fused)):
+        measured.clear()
         searcher.evidence_weights = dataclasses.replace(default_weights(), depth=depth)
         ranked = searcher.second_stage(question, scored, fused)
-        assert {row for row, _ in ranked[:depth]} == {row for row, _ in fused[:depth]}
-        assert [row for row, _ in ranked[depth:]] == [row for row, _ in fused[depth:]]
+        assert len(measured) == depth
+        assert sorted(row for row, _ in ranked) == sorted(row for row, _ in fused)
+        assert measured == [row for row, _ in fused[:depth]]
         scores = [score for _, score in ranked]
         assert scores == sorted(scores, reverse=True)

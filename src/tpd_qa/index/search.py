@@ -197,18 +197,18 @@ class Searcher:
         return reordered + [(row, min(score, floor)) for row, score in tail]
 
     def second_stage(self, question: str, scored: dict[str, Scored], ranked: Ranked) -> Ranked:
-        """Re-score the best fused candidates: cosine, scaled BM25 and the evidence features.
+        """Re-score the fused candidates with the weights of the question's kind.
 
-        The ``depth`` best fused rows (``EvidenceWeights.depth``) are re-scored and
-        re-ordered; the rows after them follow in their fused order, their scores capped
-        at the lowest re-scored one so that scores never rise down the list. A passage in
-        another script than the question (CJK or not) keeps only ``cross_script`` of its
-        cosine.
+        Every candidate gets its cosine and scaled BM25 score; the evidence features
+        (which cost a keyword analysis of the passage) are measured for the
+        ``EvidenceWeights.depth`` best fused candidates only, the others keep zero
+        evidence. So a Japanese question, whose kind weighs keywords alone, is ranked by
+        BM25 over every candidate, whatever the fusion's order. A passage in another
+        script than the question (CJK or not) keeps only ``cross_script`` of its cosine.
         """
         kind = query_kind(question)
         weights = self.evidence_weights.for_kind(kind)
-        head, tail = ranked[: self.evidence_weights.depth], ranked[self.evidence_weights.depth :]
-        rows = np.fromiter((row for row, _score in head), dtype=np.int64, count=len(head))
+        rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
         bm25_rows, bm25_scores = scored["bm25"][1], scored["bm25"][0]
         top = float(bm25_scores[0]) if len(bm25_scores) else 0.0
         bm25 = dict(
@@ -218,22 +218,22 @@ class Searcher:
                 strict=True,
             )
         )
-        texts = [self.state.chunks[int(row)].text for row in rows]
         features = np.zeros((len(rows), len(weights)), dtype=np.float64)
         features[:, 0] = self.state.vectors[rows] @ self.query_vector(question)
         if self.evidence_weights.cross_script != 1.0 and weights[0] != 0.0:
+            texts = [self.state.chunks[int(row)].text for row in rows]
             other = self.evidence.cjk_rows(rows.tolist(), texts) != (kind == "cjk")
             features[other, 0] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
         if weights[2:].any():
-            measured = self.evidence.measure(question, rows.tolist(), texts)
-            features[:, 2:] = [(m.coverage, m.sentence, m.bigram) for m in measured]
+            head = rows[: self.evidence_weights.depth].tolist()
+            measured = self.evidence.measure(
+                question, head, [self.state.chunks[row].text for row in head]
+            )
+            features[: len(head), 2:] = [(m.coverage, m.sentence, m.bigram) for m in measured]
         scores = features @ weights
         order = np.lexsort((rows, -scores))
-        floor = float(scores.min())
-        return [(int(rows[i]), float(scores[i])) for i in order] + [
-            (row, min(score, floor)) for row, score in tail
-        ]
+        return [(int(rows[i]), float(scores[i])) for i in order]
 
     def fuse(self, scored: dict[str, Scored]) -> Ranked:
         """One ranking from the ``dense`` and ``bm25`` candidates, as ``settings`` says."""
