@@ -160,6 +160,7 @@ def _bigrams(match: re.Match[str]) -> str:
     return " " + " ".join(run[i : i + 2] for i in range(len(run) - 1)) + " "
 
 
+@functools.cache  # setLevel clears every logger's cache: once, not once per query
 def _bm25s() -> Any:
     import bm25s
 
