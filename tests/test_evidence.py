@@ -298,7 +298,7 @@ def test_cosine_across_scripts_does_not_count_with_an_english_only_model(tmp_pat
 def test_cross_script_weight_is_checked() -> None:
     with pytest.raises(ValueError, match="cross_script"):
         dataclasses.replace(default_weights(), cross_script=2.0)
-    assert default_weights().cross_script == 0.0
+    assert 0.0 < default_weights().cross_script < 1.0
 
 
 def test_second_stage_measures_evidence_for_depth_candidates_only(corpus: Path) -> None:
