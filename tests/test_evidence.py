@@ -128,17 +128,23 @@ def test_search_marks_the_answer_sentence(corpus: Path) -> None:
     assert "JT-60SA" in top.answer
 
 
+def _notes(folder: Path, **texts: str) -> Path:
+    """A corpus folder holding ``name.txt`` for each keyword argument."""
+    folder.mkdir()
+    for name, text in texts.items():
+        (folder / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
 def test_second_stage_prefers_the_passage_with_the_answer_sentence(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
     # Both notes hold every keyword of the question; only one says it in one sentence.
-    (corpus / "spread.txt").write_text(
-        "Fusion magnets matter. Suppliers build. Fusion suppliers grow. Magnets build trust.\n"
-    )
-    (corpus / "focused.txt").write_text(
-        "Several topics are listed in the annex of the deal. "
+    corpus = _notes(
+        tmp_path / "corpus",
+        spread="Fusion magnets matter. Suppliers build. "
+        "Fusion suppliers grow. Magnets build trust.",
+        focused="Several topics are listed in the annex of the deal. "
         "Japanese suppliers will build the fusion magnets. "
-        "Other work follows later in the year.\n"
+        "Other work follows later in the year.",
     )
     index, _ = build_test_index(corpus)
     question = "Who will build the fusion magnets?"
@@ -270,14 +276,11 @@ def test_faster_evidence_matches_the_reference_on_any_text(text: str, question: 
         assert keyword_keys([text]) == [[key for _s, _e, key in keywords(text)]]
 
 
-def test_cosine_across_scripts_does_not_count_with_an_english_only_model(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "memo.txt").write_text(
-        "The White House Office of Science and Technology Policy signed the memorandum.\n"
-    )
-    (corpus / "summary.txt").write_text(
-        "覚書に署名したのは、米国側がホワイトハウスの科学技術政策局である。\n", encoding="utf-8"
+def test_cosine_across_scripts_counts_less_with_an_english_only_model(tmp_path: Path) -> None:
+    corpus = _notes(
+        tmp_path / "corpus",
+        memo="The White House Office of Science and Technology Policy signed the memorandum.",
+        summary="覚書に署名したのは、米国側がホワイトハウスの科学技術政策局である。",
     )
     index, _ = build_test_index(corpus)
     state = index.state
