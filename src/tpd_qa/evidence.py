@@ -13,7 +13,7 @@ that merely shares the topic spreads them thin. For each candidate this module m
 Keywords are BM25's own (same tokens, stop words and stemmer: :func:`sparse.keywords`),
 so the evidence agrees with what keyword search matched. The weights that combine the
 features with the first-stage scores live in ``data/evidence.json`` (plain JSON, chosen
-on training questions only: ``bench/tune_evidence.py``).
+on training questions only: bench/README.md, "Wikipedia QA").
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class EvidenceWeights:
     #: with a multilingual model, give the dense score weight here).
     cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0)
     #: The best fused candidates that the second stage re-scores (the rest follow them).
-    depth: int = 50
+    depth: int = 10
     #: How much the cosine counts when one of question and passage is mostly CJK and the
     #: other is not. The bundled model is English-only: it embeds every Japanese text
     #: near every other, so an English question finds Japanese passages "similar" (cosine
@@ -129,7 +129,7 @@ class EvidenceWeights:
             question=tuple(float(data["question"][name]) for name in FEATURES),
             statement=tuple(float(data["statement"][name]) for name in FEATURES),
             cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
-            depth=int(data.get("depth", 50)),
+            depth=int(data.get("depth", 10)),
             cross_script=float(data.get("cross_script", 0.0)),
         )
 
