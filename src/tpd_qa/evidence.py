@@ -108,7 +108,7 @@ class EvidenceWeights:
     #: such a cosine half: at 1 Japanese passages outranked English answers, at 0 a
     #: Japanese passage that answers by shared keywords (JT-60SA) fell behind English ones.
     #: With a multilingual model, set it to 1.
-    cross_script: float = 0.0
+    cross_script: float = 0.5
 
     def __post_init__(self) -> None:
         for kind in (self.question, self.statement, self.cjk):
@@ -130,7 +130,7 @@ class EvidenceWeights:
             statement=tuple(float(data["statement"][name]) for name in FEATURES),
             cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
             depth=int(data.get("depth", 10)),
-            cross_script=float(data.get("cross_script", 0.0)),
+            cross_script=float(data.get("cross_script", 0.5)),
         )
 
 
