@@ -31,7 +31,7 @@ from typing import Final, Literal
 import numpy as np
 
 from tpd_qa.sparse import has_cjk, keyword_keys, keywords
-from tpd_qa.text import sentence_spans
+from tpd_qa.text import CJK_CHARACTER, sentence_spans
 
 __all__ = [
     "FEATURES",
@@ -55,7 +55,7 @@ QueryKind = Literal["question", "statement", "cjk"]
 #: Share of a question's letters in CJK scripts from which it counts as "cjk" (measured:
 #: Japanese questions 0.73 and more, English ones 0).
 CJK_SHARE = 0.3
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CJK = re.compile(CJK_CHARACTER)
 _LETTER = re.compile(r"[^\W\d_]")  # a letter (or a number sign such as ①), one per match
 
 _QUESTION_START = re.compile(

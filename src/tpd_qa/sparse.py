@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
+from tpd_qa.text import CJK_CHARACTER
 
 __all__ = ["SparseSettings", "SparseIndex", "analyse", "has_cjk", "keyword_keys", "keywords"]
 
@@ -152,7 +153,7 @@ def analyse(
 
 # Han, Hiragana, Katakana and Hangul are written without spaces between words: index
 # overlapping character pairs so that any word of two or more characters can match.
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]{2,}")
+_CJK_RUN = re.compile(CJK_CHARACTER + "{2,}")
 
 
 def _bigrams(match: re.Match[str]) -> str:

@@ -14,6 +14,7 @@ from typing import Final
 
 __all__ = [
     "ABBREVIATIONS",
+    "CJK_CHARACTER",
     "ListMarker",
     "estimate_tokens",
     "is_markdown_list_item",
@@ -21,6 +22,11 @@ __all__ = [
     "list_marker",
     "sentence_spans",
 ]
+
+#: One character of a script written without spaces between words (kana, CJK ideographs
+#: with extensions and compatibility forms, Hangul): a regular-expression class, the one
+#: definition keyword analysis and script detection build on.
+CJK_CHARACTER: Final = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
 
 #: Words that end with a full stop without ending a sentence.
 ABBREVIATIONS: Final = frozenset(
