@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from tpd_qa import api, cli
-from tpd_qa.index import MilvusStore, open_store, read_manifest
+from tpd_qa.errors import ConfigError
+from tpd_qa.index import Index, IndexSettings, MilvusStore, open_store, read_manifest
 from tpd_qa.index.milvus import connect
+from tpd_qa.sparse import SparseSettings
 
 QUESTIONS = [
     "superconducting tokamak in Naka",
@@ -199,3 +201,18 @@ def test_keyword_scores_match_the_default_backend(corpus: Path, tmp_path: Path, 
         theirs = api.retrieve(question, 1, index_dir=local, mode="bm25")
         assert citations(ours) == citations(theirs), question
         assert ours[0].score == pytest.approx(theirs[0].score, rel=0.15), question
+
+
+def test_milvus_lite_refuses_bm25_parameters_it_would_ignore(
+    corpus: Path, tmp_path: Path, uri: str
+) -> None:
+    """Milvus Lite ignores bm25_k1 / bm25_b: an index asking for other values fails before
+    anything is written, instead of ranking by parameters it does not record."""
+    settings = IndexSettings(model="hash", sparse=SparseSettings(k1=0.9, b=0.4))
+    index, _ = Index.build(corpus, settings=settings)
+    store = MilvusStore(tmp_path / "milvus", uri)
+    with pytest.raises(ConfigError, match="Milvus Lite ignores BM25"):
+        index.save_to(store)
+    assert not store.exists()
+    Index.build(corpus, settings=IndexSettings(model="hash"))[0].save_to(store)  # defaults work
+    assert store.exists()

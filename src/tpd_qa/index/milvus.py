@@ -139,6 +139,7 @@ class MilvusStore:
         return str(alias) if alias else _alias_for(self.directory)
 
     def save(self, snapshot: Snapshot) -> None:
+        _check_bm25_parameters(self.uri, snapshot.settings.sparse)
         client = connect(self.uri)
         alias = self._alias()
         generation, files = self.folder.stage(snapshot, search_files=False)
@@ -202,6 +203,21 @@ def _ensure_loaded(client: Any, collection: str) -> None:
             f"cannot load Milvus collection {collection} ({str(exc).splitlines()[0][:200]})",
             remedy="rebuild_full",
         ) from exc
+
+
+def _check_bm25_parameters(uri: str, sparse: SparseSettings) -> None:
+    """ConfigError for BM25 k1 / b other than the defaults in a Milvus Lite file.
+
+    Milvus Lite ignores the ``bm25_k1`` / ``bm25_b`` index parameters (measured with
+    milvus-lite 3.2: identical scores for k1 from 0.5 to 3 and b from 0.1 to 0.75), so
+    its keyword ranking would silently disagree with the settings the index records.
+    """
+    default = SparseSettings()
+    if "://" not in uri and (sparse.k1, sparse.b) != (default.k1, default.b):
+        raise ConfigError(
+            f"Milvus Lite ignores BM25 k1={sparse.k1:g} / b={sparse.b:g}: keep the defaults "
+            f"({default.k1:g} / {default.b:g}) or use a Milvus server (http://host:19530)"
+        )
 
 
 def _create(client: Any, collection: str, state: IndexState, sparse: SparseSettings) -> None:
