@@ -309,6 +309,11 @@ def test_load_document(tmp_path: Path) -> None:
             "①覚書の期間は二〇二五年～とする。\n".encode("cp932"),
             "①覚書の期間は二〇二五年～とする。\n",
         ),
+        # short EUC-JP is not mistaken for EUC-KR, nor ISO-2022-JP left with its escapes
+        ("半導体の供給網を強化する。".encode("euc_jp"), "半導体の供給網を強化する。"),
+        ("AIと量子。\n".encode("euc_jp"), "AIと量子。\n"),
+        (JAPANESE.encode("euc_jp"), JAPANESE),
+        ("覚書は協力を進める。Deal\n".encode("iso2022_jp"), "覚書は協力を進める。Deal\n"),
         (LATIN.encode("latin-1"), LATIN),
         ("“Smart quotes” – cp1252 café\n".encode("cp1252"), "“Smart quotes” – cp1252 café\n"),
     ],

@@ -111,7 +111,8 @@ _BINARY_RATIO = 0.10
 
 
 def decode_text(data: bytes, declared: str | None = None) -> str:
-    """Decode text bytes: BOM, declared charset, strict UTF-8, CP932 Japanese, detection.
+    """Decode text bytes: BOM, declared charset, ISO-2022-JP, strict UTF-8, CP932 or EUC-JP
+    Japanese, detection.
 
     Raises IngestError for binary data and for text that is empty or only whitespace.
     """
@@ -131,10 +132,12 @@ def decode_text(data: bytes, declared: str | None = None) -> str:
         except (UnicodeDecodeError, LookupError):
             text = None
     if text is None:
+        text = _seven_bit_japanese(data)
+    if text is None:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = _windows_japanese(data) or _detect(data)
+            text = _japanese(data, "cp932") or _japanese(data, "euc_jp") or _detect(data)
     if text is None:
         raise IngestError(BINARY)
     if not text.replace("\x00", "").strip():
@@ -151,19 +154,36 @@ _JAPANESE = re.compile("[\u2010-\u33ff\u3400-\u9fff\uf900-\ufaff\uff01-\uffef]")
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
 
 
-def _windows_japanese(data: bytes) -> str | None:
-    """``data`` as CP932 (Windows Shift_JIS) if it decodes and reads as Japanese, else None.
+#: ISO-2022-JP's switches into JIS X 0208 (1978, 1983) and JIS X 0212: seven-bit mail-era
+#: Japanese, which strict UTF-8 would otherwise accept with the escapes left in.
+_ISO2022_JP = re.compile(rb"\x1b\$[@B]|\x1b\$\(D")
 
-    CP932 is the Shift_JIS that Windows writes: it has NEC's circled digits (①) that
-    Python's ``shift_jis`` lacks, and maps 0x8160 to ～ (FULLWIDTH TILDE) where
-    ``shift_jis`` gives 〜 (WAVE DASH). Charset detection finds no encoding for short
-    texts with such characters and calls the rest ``shift_jis``, so this is tried first.
+
+def _seven_bit_japanese(data: bytes) -> str | None:
+    """``data`` as ISO-2022-JP when it switches into a JIS character set, else None."""
+    if _ISO2022_JP.search(data) is None:
+        return None
+    try:
+        return data.decode("iso2022_jp_2")
+    except UnicodeDecodeError:
+        return None
+
+
+def _japanese(data: bytes, codec: str) -> str | None:
+    """``data`` decoded with ``codec`` if that succeeds and reads as Japanese, else None.
+
+    Tried before charset detection, which finds no encoding for short texts with some
+    characters and mistakes short EUC-JP for EUC-KR. ``cp932`` is the Shift_JIS that
+    Windows writes: it has NEC's circled digits (①) that Python's ``shift_jis`` lacks,
+    and maps 0x8160 to ～ (FULLWIDTH TILDE) where ``shift_jis`` gives 〜 (WAVE DASH).
+    ``euc_jp`` is the Unix encoding; EUC-JP bytes also decode as CP932, but as half-width
+    katakana without hiragana, which the test below rejects, so the order is safe.
     Japanese is plausible when at least one in twenty characters beyond ASCII is hiragana
-    (bytes 0x82 0x9F–0xF1, rare in other encodings) and nine in ten are Japanese script,
+    (rare in other encodings' misreadings) and nine in ten are Japanese script,
     punctuation or symbols.
     """
     try:
-        text = data.decode("cp932")
+        text = data.decode(codec)
     except UnicodeDecodeError:
         return None
     beyond_ascii = sum(ord(c) > 0x7F for c in text)
