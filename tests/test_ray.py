@@ -237,3 +237,49 @@ def test_bad_address_and_workers_are_usage_errors(corpus: Path, tmp_path: Path) 
     with pytest.raises(SystemExit) as usage:
         main(["index", "--corpus", str(corpus), "--ray-workers", "0"])
     assert usage.value.code == 2
+
+
+def test_work_travels_to_actors_and_back_as_json_and_bytes(tmp_path: Path) -> None:
+    """A job and its prepared document cross the driver/actor boundary as JSON text plus
+    float32 bytes, and come back equal: headings, OCR pages, build-report notes, chunk
+    spans and vectors. A page-progress callback stays behind (it cannot travel)."""
+    from tpd_qa.index.cluster import (
+        _job_from_record,
+        _job_record,
+        _prepared_from_record,
+        _prepared_record,
+    )
+    from tpd_qa.index.executor import Job, Prepared
+    from tpd_qa.ingest import OcrOptions
+    from tpd_qa.records import Chunk, Document, Heading
+
+    ocr = OcrOptions(True, tmp_path / "ocr-cache", "eng+jpn", 2, on_page=lambda d, t: None)
+    job = _job_from_record(_job_record(Job(tmp_path / "スキャン.pdf", "sub/スキャン.pdf", ocr)))
+    assert job == Job(
+        tmp_path / "スキャン.pdf", "sub/スキャン.pdf", OcrOptions(True, tmp_path / "ocr-cache")
+    )
+    text = "Title\n\n量子 cooperation.\n\nPage two."
+    document = Document(
+        "sub/スキャン.pdf",
+        "Title",
+        text,
+        "pdf",
+        "ab" * 32,
+        (0, 24),
+        (Heading(0, 5, 1, "Title"),),
+        (None, 61.5),
+        notes=("page 3 unreadable",),
+    )
+    chunks = [
+        Chunk(document.sha256, 0, 23, text[0:23], 1, "Title"),
+        Chunk(document.sha256, 25, 34, text[25:34], 2, None),
+    ]
+    vectors = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    back = _prepared_from_record(
+        *_prepared_record(Prepared(document.source, document, chunks, vectors))
+    )
+    assert back.document == document and back.document.notes == document.notes
+    assert back.chunks == chunks and back.reason == ""
+    assert back.vectors is not None and np.array_equal(back.vectors, vectors)
+    failed = _prepared_from_record(*_prepared_record(Prepared("bad.pdf", reason="encrypted PDF")))
+    assert failed == Prepared("bad.pdf", reason="encrypted PDF")

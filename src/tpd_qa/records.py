@@ -50,6 +50,33 @@ class Document:
     page_ocr: tuple[float | None, ...] = ()
     notes: tuple[str, ...] = field(default=(), compare=False)
 
+    def to_record(self) -> dict[str, Any]:
+        """The document as plain JSON values (``notes`` left out): what an index stores."""
+        return {
+            "source": self.source,
+            "title": self.title,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "text": self.text,
+            "page_starts": list(self.page_starts),
+            "headings": [[h.start, h.end, h.level, h.title] for h in self.headings],
+            "page_ocr": list(self.page_ocr),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Document:
+        """The document ``to_record`` gave (``page_ocr`` may be absent: older indexes)."""
+        return cls(
+            source=record["source"],
+            title=record["title"],
+            text=record["text"],
+            kind=record["kind"],
+            sha256=record["sha256"],
+            page_starts=tuple(record["page_starts"]),
+            headings=tuple(Heading(*h) for h in record["headings"]),
+            page_ocr=tuple(None if c is None else float(c) for c in record.get("page_ocr", ())),
+        )
+
     def ocr_confidence(self, start: int, end: int) -> float | None:
         """Lowest OCR confidence of the pages ``text[start:end]`` spans; None if no page
         it spans was read by OCR."""

@@ -20,15 +20,16 @@ the previous index stays as it was.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
-import pickle
 import socket
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +49,8 @@ from tpd_qa.index.executor import (
     progress_bar,
     text_key,
 )
+from tpd_qa.ingest import OcrOptions
+from tpd_qa.records import Chunk, Document
 
 __all__ = ["RayExecutor", "check_address"]
 
@@ -55,7 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Documents per batch handed to an actor (a batch is read, chunked and embedded at once).
 DEFAULT_BATCH = 32
-_PICKLE = pickle.HIGHEST_PROTOCOL
 
 
 def check_address(address: str) -> str:
@@ -138,7 +140,7 @@ class RayExecutor:
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # Largest files first: neighbouring files, hence batches, are of like length.
         order = sorted(range(len(jobs)), key=lambda n: -_size(jobs[n]))
-        items = [{"number": n, "job": pickle.dumps(jobs[n], _PICKLE)} for n in order]
+        items = [{"number": n, "job": _job_record(jobs[n])} for n in order]
         blocks = max(1, math.ceil(len(items) / self.batch_size))
         with warnings.catch_warnings():
             # Ray 2.60 deprecates passing max_restarts / max_task_retries this way but
@@ -162,7 +164,7 @@ class RayExecutor:
         results: list[Prepared | None] = [None] * len(jobs)
         bar = progress_bar(len(jobs), self.progress, "Indexing on Ray", "doc")
         for done, row in enumerate(dataset.iter_rows(), start=1):
-            results[int(row["number"])] = pickle.loads(row["result"])
+            results[int(row["number"])] = _prepared_from_record(row["result"], row["vectors"])
             bar.update(1)
             if self.on_progress:
                 self.on_progress("embedding", done, len(jobs))
@@ -188,13 +190,78 @@ class _DocumentWorker:
         self.known = known
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        jobs: list[Job] = [pickle.loads(bytes(blob)) for blob in batch["job"]]
+        jobs = [_job_from_record(str(record)) for record in batch["job"]]
         prepared = [prepare(job, self.chunker) for job in jobs]
         embed_prepared(self.embedder, prepared, self.known)
+        records = [_prepared_record(item) for item in prepared]
         return {
             "number": [int(n) for n in batch["number"]],
-            "result": [pickle.dumps(item, _PICKLE) for item in prepared],
+            "result": [record for record, _vectors in records],
+            "vectors": [vectors for _record, vectors in records],
         }
+
+
+# What travels between the driver and the actors: JSON text and raw float32 bytes, never
+# pickled objects (a page-progress callback, for one, cannot leave this process).
+
+
+def _job_record(job: Job) -> str:
+    ocr = job.ocr
+    return json.dumps(
+        {
+            "path": str(job.path),
+            "source": job.source,
+            "ocr": None
+            if ocr is None
+            else {
+                "enabled": ocr.enabled,
+                "cache_dir": None if ocr.cache_dir is None else str(ocr.cache_dir),
+                "languages": ocr.languages,
+                "workers": ocr.workers,
+            },
+        }
+    )
+
+
+def _job_from_record(text: str) -> Job:
+    record = json.loads(text)
+    ocr = record["ocr"]
+    options = None
+    if ocr is not None:
+        cache_dir = None if ocr["cache_dir"] is None else Path(ocr["cache_dir"])
+        options = OcrOptions(ocr["enabled"], cache_dir, ocr["languages"], ocr["workers"])
+    return Job(Path(record["path"]), record["source"], options)
+
+
+def _prepared_record(item: Prepared) -> tuple[str, bytes]:
+    """``item`` as JSON (document, chunk spans, vector shape) and its vectors' bytes."""
+    document = item.document
+    vectors = None if item.vectors is None else np.ascontiguousarray(item.vectors, np.float32)
+    record = {
+        "source": item.source,
+        "reason": item.reason,
+        "document": None if document is None else document.to_record(),
+        "notes": [] if document is None else list(document.notes),
+        "chunks": [[c.start, c.end, c.page, c.section] for c in item.chunks],
+        "shape": None if vectors is None else list(vectors.shape),
+    }
+    return json.dumps(record, ensure_ascii=False), b"" if vectors is None else vectors.tobytes()
+
+
+def _prepared_from_record(text: str, data: bytes) -> Prepared:
+    record = json.loads(text)
+    document = None
+    chunks: list[Chunk] = []
+    if record["document"] is not None:
+        document = replace(Document.from_record(record["document"]), notes=tuple(record["notes"]))
+        chunks = [
+            Chunk(document.sha256, start, end, document.text[start:end], page, section)
+            for start, end, page, section in record["chunks"]
+        ]
+    vectors = None
+    if record["shape"] is not None:
+        vectors = np.frombuffer(data, dtype=np.float32).reshape(record["shape"]).copy()
+    return Prepared(record["source"], document, chunks, vectors, record["reason"])
 
 
 def _size(job: Job) -> int:

@@ -55,7 +55,7 @@ from tpd_qa.index.folder import (
     index_lock,
 )
 from tpd_qa.index.state import FileStat, IndexSettings, IndexState, Snapshot, StoredDocument, now
-from tpd_qa.records import Chunk, Document, Heading
+from tpd_qa.records import Chunk, Document
 from tpd_qa.sparse import SparseIndex, SparseSettings
 from tpd_qa.version import __version__
 
@@ -379,16 +379,8 @@ def _read_generation(
 
 
 def _document_record(stored: StoredDocument) -> dict[str, Any]:
-    doc = stored.document
     return {
-        "source": doc.source,
-        "title": doc.title,
-        "kind": doc.kind,
-        "sha256": doc.sha256,
-        "text": doc.text,
-        "page_starts": list(doc.page_starts),
-        "headings": [[h.start, h.end, h.level, h.title] for h in doc.headings],
-        "page_ocr": list(doc.page_ocr),
+        **stored.document.to_record(),
         "first_row": stored.first_row,
         "chunks": stored.chunks,
         "indexed_at": stored.indexed_at,
@@ -397,19 +389,8 @@ def _document_record(stored: StoredDocument) -> dict[str, Any]:
 
 
 def _document_from_record(record: dict[str, Any]) -> StoredDocument:
-    document = Document(
-        source=record["source"],
-        title=record["title"],
-        text=record["text"],
-        kind=record["kind"],
-        sha256=record["sha256"],
-        page_starts=tuple(record["page_starts"]),
-        headings=tuple(Heading(*h) for h in record["headings"]),
-        # absent in indexes saved before OCR existed
-        page_ocr=tuple(None if c is None else float(c) for c in record.get("page_ocr", ())),
-    )
     return StoredDocument(
-        document,
+        Document.from_record(record),
         int(record["first_row"]),
         int(record["chunks"]),
         record["indexed_at"],
