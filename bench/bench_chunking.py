@@ -13,6 +13,8 @@ its vector):
 * ``aligned-overlap1``: the same with one sentence repeated where a unit was split;
 * ``aligned-tN``: pack short blocks up to, and cut long ones into pieces of, N tokens
   instead of 160; ``aligned-pN``: pack up to N tokens only (``pack_tokens``);
+  ``aligned-mN``: keep paragraphs up to N tokens whole (``max_tokens``, default 220);
+  combine them in this order, e.g. ``aligned-m250-t200-p100``;
 * ``*-noheader``: any variant with the passage embedded and keyword-indexed without its
   title/section header.
 
@@ -83,6 +85,9 @@ def _settings(variant: str) -> ChunkerSettings:
     base = ChunkerSettings()
     if "overlap1" in variant:
         base = replace(base, overlap_sentences=1)
+    limit = re.search(r"-m(\d+)", variant)
+    if limit:  # e.g. aligned-m250: paragraphs up to 250 tokens stay whole
+        base = replace(base, max_tokens=int(limit.group(1)))
     target = re.search(r"-t(\d+)", variant)
     if target:  # e.g. aligned-t120: pack and split to 120 tokens
         base = replace(base, target_tokens=int(target.group(1)), pack_tokens=int(target.group(1)))
