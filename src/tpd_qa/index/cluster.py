@@ -245,7 +245,8 @@ def _prepared_record(item: Prepared) -> tuple[str, bytes]:
         "chunks": [[c.start, c.end, c.page, c.section] for c in item.chunks],
         "shape": None if vectors is None else list(vectors.shape),
     }
-    return json.dumps(record, ensure_ascii=False), b"" if vectors is None else vectors.tobytes()
+    # ASCII JSON: a lone surrogate in a text survives (Arrow strings must be UTF-8)
+    return json.dumps(record), b"" if vectors is None else vectors.tobytes()
 
 
 def _prepared_from_record(text: str, data: bytes) -> Prepared:
