@@ -10,6 +10,7 @@ anyway, so the scores returned are always exact cosines.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
 
-__all__ = ["DenseIndex", "HNSW_THRESHOLD"]
+__all__ = ["DenseIndex", "HNSW_THRESHOLD", "ef_search"]
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,24 @@ _HNSW_M = 32
 # re-ranking below, for ~30% more build time (bench/README.md, "Query latency, recall
 # and memory"); it shapes new graphs only, older dense.faiss files load as they are
 _HNSW_EF_CONSTRUCTION = 120
-# efSearch 800: recall@10 >= 0.975 at 1M chunks in both of bench_latency's layouts
-# (400: 0.964 with clumps of near-duplicates), ~4 ms a query more than 400 at 1M
-_HNSW_EF_SEARCH = 800
+# efSearch grows with the graph (its paths lengthen with log n): 400 up to 100k chunks,
+# 800 from 1M, log-linear between. Measured recall@10 in bench_latency's two layouts:
+# 100k 0.999 / 0.998 at 400 (0.9995 / 0.999 at 800, 1.7 ms a query more); 1M 0.984 /
+# 0.975 at 800 (400: 0.979 / 0.964).
+_HNSW_EF_SEARCH = (400, 800)
+_HNSW_EF_SIZES = (100_000, 1_000_000)
 # the graph is asked for max(this, 2k) candidates, re-ranked exactly against float32
 _HNSW_CANDIDATES = 100
 # a document filter allowing at most this many rows is scored exactly, without the graph
 # (~0.5 us a row at 1M chunks): a selective filter starves the graph's traversal
 _EXACT_ALLOWED = 10_000
+
+
+def ef_search(size: int) -> int:
+    """The HNSW efSearch for a graph of ``size`` vectors (see ``_HNSW_EF_SEARCH``)."""
+    (low, high), (small, large) = _HNSW_EF_SEARCH, _HNSW_EF_SIZES
+    share = math.log(max(size, small) / small) / math.log(large / small)
+    return round(low + (high - low) * min(share, 1.0))
 
 
 def _faiss() -> Any:  # imported lazily: FAISS loads OpenMP and BLAS (untyped)
@@ -76,7 +87,7 @@ class DenseIndex:
                 dimension, faiss.ScalarQuantizer.QT_8bit, _HNSW_M, faiss.METRIC_INNER_PRODUCT
             )
             index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = _HNSW_EF_SEARCH
+            index.hnsw.efSearch = ef_search(len(vectors))
             if len(vectors):
                 index.train(vectors)
         else:
@@ -127,7 +138,7 @@ class DenseIndex:
             return self._exact(query[0], np.unique(np.asarray(allowed, dtype=np.int64)), k)
         faiss = _faiss()
         fetch = max(_HNSW_CANDIDATES, 2 * k)
-        params = faiss.SearchParametersHNSW(efSearch=max(_HNSW_EF_SEARCH, fetch))
+        params = faiss.SearchParametersHNSW(efSearch=max(ef_search(self.size), fetch))
         if allowed is not None:
             # only allowed nodes become results: search wider as the filter narrows
             widen = min(np.sqrt(self.size / len(allowed)), 2.0)
@@ -172,5 +183,5 @@ class DenseIndex:
                 remedy="rebuild_full",
             )
         if kind == "hnsw":
-            index.hnsw.efSearch = _HNSW_EF_SEARCH
+            index.hnsw.efSearch = ef_search(index.ntotal)
         return cls(index, kind, vectors)
