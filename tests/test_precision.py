@@ -157,3 +157,44 @@ def test_auto_fast_path_matches_float32(
     alone = np.concatenate([fast.embed_batch([text]) for text in texts[:8]])
     together = fast.embed_batch(texts[:8])
     assert np.sum(alone * together, axis=1).min() >= QUALITY_THRESHOLD
+
+
+@pytest.mark.model
+def test_cached_onnx_export_loads_without_torch_and_gives_the_same_vectors(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the int8 export exists, the bundled model starts without importing torch or
+    sentence-transformers (the ``tokenizers`` library reads tokenizer.json), and its
+    word-pieces, token counts and vectors are exactly those of the full path."""
+    import subprocess
+    import sys
+
+    from tpd_qa.embedding import SentenceTransformerEmbedder
+
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("TPD_QA_CACHE_DIR", str(cache))
+    full = SentenceTransformerEmbedder(precision="onnx-int8")  # no export yet: makes one
+    assert full._model is not None and full._onnx is not None
+    light = SentenceTransformerEmbedder(precision="onnx-int8")
+    assert light._model is None and light._onnx is not None
+    texts = [
+        *_passages(40),
+        "Which Japanese ministry works on telecommunications?",
+        "日米技術繁栄ディール。量子技術の協力を進める。①～",
+        "café naïve Zürich — “quotes” … " * 60,  # longer than the window: truncated alike
+        "x",
+        " \t ",
+    ]
+    assert np.array_equal(light.embed_batch(texts), full.embed_batch(texts))
+    assert [light.count_tokens(t) for t in texts] == [full.count_tokens(t) for t in texts]
+    assert (light.dimension, light.max_tokens) == (full.dimension, full.max_tokens)
+    probe = (
+        "import sys; from tpd_qa.embedding import SentenceTransformerEmbedder as E; "
+        "e = E(precision='onnx-int8'); e.embed_batch(['a question']); "
+        "print(e._model is None, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    env = {**os.environ, "TPD_QA_CACHE_DIR": str(cache)}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.split() == ["True", "False", "False"], shown.stderr

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from tpd_qa.errors import ConfigError
 
-__all__ = ["OnnxModel", "cache_root", "supports_export"]
+__all__ = ["FastTokenizer", "OnnxModel", "cache_root", "supports_export"]
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ def supports_export(model: Any) -> bool:
 
 
 def _model_key(location: Path) -> str:
-    """Hash of the model folder's weight and config files (content) and library versions."""
-    import onnxruntime
-    import torch
+    """Hash of the model folder's weight and config files (content) and library versions
+    (read from the installed packages' metadata: nothing heavy is imported)."""
+    from importlib.metadata import version
 
-    digest = hashlib.sha256(f"{_FORMAT}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    digest = hashlib.sha256(f"{_FORMAT}|{version('torch')}|{version('onnxruntime')}".encode())
     files = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
     for path in files:
         digest.update(str(path.relative_to(location)).encode("utf-8", "surrogatepass") + b"\0")
@@ -139,38 +139,112 @@ def _export(model: Any, target: Path) -> None:
             Path(name).unlink(missing_ok=True)
 
 
-class OnnxModel:
-    """Runs the cached int8 ONNX export; ``encode`` returns unit-length float32 vectors."""
+def _export_path(location: Path) -> Path:
+    return cache_root() / "onnx" / _model_key(location) / "model.int8.onnx"
 
-    def __init__(self, model: Any, location: Path, *, batch_size: int, threads: int) -> None:
-        if not supports_export(model):
-            raise ConfigError(
-                "onnx-int8 needs a sentence-transformers model with mean pooling; "
-                "use precision float32, bf16 or int8 for this model"
-            )
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise ConfigError(
-                "onnx-int8 needs onnxruntime and onnx: pip install onnxruntime onnx"
-            ) from exc
-        if not location.is_dir():
-            raise ConfigError(f"onnx-int8 needs a model folder on disk, not {str(location)!r}")
-        path = cache_root() / "onnx" / _model_key(location) / "model.int8.onnx"
-        if not path.is_file():
-            log.info("exporting %s to %s (once)", location, path)
-            _export(model, path)
+
+#: Texts -> ``input_ids`` and ``attention_mask`` (int64, padded to the longest, truncated).
+Tokenize = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+class FastTokenizer:
+    """A model folder's ``tokenizer.json`` run by the ``tokenizers`` library alone.
+
+    The same Rust tokenizer that ``transformers``' fast tokenizers wrap, without importing
+    ``transformers`` or ``torch`` (seconds at every start). Used only for models whose
+    word-pieces were checked identical to ``transformers``' (the bundled default, in
+    tests/test_embedding.py).
+    """
+
+    def __init__(self, location: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        path = str(location / "tokenizer.json")
+        self._count = Tokenizer.from_file(path)
+        self._count.no_truncation()
+        self._count.no_padding()
+        self._batch = Tokenizer.from_file(path)
+        pad = self._batch.token_to_id("[PAD]")
+        if pad is None:
+            raise ConfigError(f"{path} has no [PAD] token")
+        self._batch.enable_truncation(max_length)
+        self._batch.enable_padding(pad_id=pad, pad_token="[PAD]")
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self._batch.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
+    def count(self, text: str) -> int:
+        """Word-pieces of ``text`` without special tokens and without truncation."""
+        return len(self._count.encode(text, add_special_tokens=False).ids)
+
+
+class OnnxModel:
+    """Runs the cached int8 ONNX export; ``encode`` returns unit-length float32 vectors.
+
+    :meth:`export` makes the export from a loaded sentence-transformers model (once per
+    model and library versions); :meth:`cached` opens an existing one with the fast
+    tokenizer, so neither ``torch`` nor ``sentence-transformers`` need be imported.
+    """
+
+    def __init__(self, path: Path, tokenize: Tokenize, *, batch_size: int, threads: int) -> None:
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = model.tokenizer
-        self._max_length = int(model.max_seq_length)
+        self._tokenize = tokenize
         self.path = path
         self.batch_size = batch_size
-        self.dimension = int(model.get_embedding_dimension())
+        self.dimension = int(self._session.get_outputs()[0].shape[1])
+
+    @classmethod
+    def export(cls, model: Any, location: Path, *, batch_size: int, threads: int) -> OnnxModel:
+        """Open ``model``'s cached export, making it first if there is none."""
+        if not supports_export(model):
+            raise ConfigError(
+                "onnx-int8 needs a sentence-transformers model with mean pooling; "
+                "use precision float32, bf16 or int8 for this model"
+            )
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                "onnx-int8 needs onnxruntime and onnx: pip install onnxruntime onnx"
+            ) from exc
+        if not location.is_dir():
+            raise ConfigError(f"onnx-int8 needs a model folder on disk, not {str(location)!r}")
+        path = _export_path(location)
+        if not path.is_file():
+            log.info("exporting %s to %s (once)", location, path)
+            _export(model, path)
+        max_length = int(model.max_seq_length)
+
+        def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            batch = model.tokenizer(
+                texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"
+            )
+            return (
+                np.asarray(batch["input_ids"], dtype=np.int64),
+                np.asarray(batch["attention_mask"], dtype=np.int64),
+            )
+
+        return cls(path, tokenize, batch_size=batch_size, threads=threads)
+
+    @classmethod
+    def cached(
+        cls, location: Path, tokenizer: FastTokenizer, *, batch_size: int, threads: int
+    ) -> OnnxModel | None:
+        """The existing export of the model folder ``location``, or None if there is none."""
+        path = _export_path(location)
+        if not path.is_file():
+            return None
+        return cls(path, tokenizer, batch_size=batch_size, threads=threads)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in length-sorted batches (less padding), in the input order."""
@@ -180,16 +254,6 @@ class OnnxModel:
         order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), texts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            batch = self._tokenizer(
-                [texts[i] for i in rows],
-                padding=True,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="np",
-            )
-            feed = {
-                "input_ids": np.asarray(batch["input_ids"], dtype=np.int64),
-                "attention_mask": np.asarray(batch["attention_mask"], dtype=np.int64),
-            }
-            out[rows] = self._session.run(None, feed)[0]
+            ids, mask = self._tokenize([texts[i] for i in rows])
+            out[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out

@@ -133,19 +133,29 @@ def available_precisions(
     torch_int8: bool | None = None,
     onnxruntime: bool | None = None,
 ) -> list[Precision]:
-    """The precisions this CPU and installation can run well, float32 first."""
-    if torch_int8 is None:
-        torch_int8 = _torch_int8_available()
-    if onnxruntime is None:
-        onnxruntime = _module_available("onnxruntime") and _module_available("onnx")
-    out: list[Precision] = ["float32"]
-    if cpu.native_bf16:
-        out.append("bf16")
-    if cpu.avx2 and torch_int8:
-        out.append("int8")
-    if cpu.avx2 and onnxruntime:
-        out.append("onnx-int8")
-    return out
+    """The precisions this CPU and installation can run well, float32 first
+    (``torch_int8`` / ``onnxruntime`` override what is installed, for tests)."""
+    given = {"int8": torch_int8, "onnx-int8": onnxruntime}
+    return [
+        precision
+        for precision in PRECISIONS
+        if (
+            _available(precision, cpu)
+            if given.get(precision) is None
+            else cpu.avx2 and bool(given[precision])
+        )
+    ]
+
+
+def _available(precision: Precision, cpu: CpuFeatures) -> bool:
+    """Whether this CPU and installation can run ``precision`` (as available_precisions)."""
+    if precision == "float32":
+        return True
+    if precision == "bf16":
+        return cpu.native_bf16
+    if precision == "int8":
+        return cpu.avx2 and _torch_int8_available()
+    return cpu.avx2 and _module_available("onnxruntime") and _module_available("onnx")
 
 
 def speed_ranking(cpu: CpuFeatures) -> tuple[Precision, ...]:
@@ -189,9 +199,12 @@ def choose_precision(
     if choice != "auto":
         return choice
     cpu = cpu_features() if cpu is None else cpu
-    usable = set(available_precisions(cpu) if available is None else available)
+    given = None if available is None else set(available)
     for precision in speed_ranking(cpu):
-        if precision not in usable:
+        # availability is checked lazily, in speed order: the first usable choice never
+        # pays for probing the others (torch's int8 engines need torch imported)
+        usable = _available(precision, cpu) if given is None else precision in given
+        if not usable:
             continue
         if not measured_model and precision not in {"float32", "bf16"}:
             continue
