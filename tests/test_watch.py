@@ -451,8 +451,14 @@ class WatchProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TPD_QA_")}
         env.update({"TPD_QA_MODEL": "hash", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
         env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
+        # Ctrl+C's handler back first: a suite started in the background (``cmd &``,
+        # nohup) ignores SIGINT, and a child inherits that, so SIGINT would not stop it.
+        main = (
+            "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "sys.argv[0] = 'tpd-qa'; runpy.run_module('tpd_qa', run_name='__main__')"
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tpd_qa", "watch", *args],
+            [sys.executable, "-c", main, "watch", *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
