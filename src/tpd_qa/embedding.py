@@ -139,9 +139,8 @@ class SentenceTransformerEmbedder:
             config = json.loads((location / "sentence_bert_config.json").read_text("utf-8"))
             max_length = int(config["max_seq_length"])
             fast = FastTokenizer(location, max_length)
-            onnx = OnnxModel.cached(
-                location, fast, batch_size=self.batch_size, threads=len(os.sched_getaffinity(0))
-            )
+            # threads 0: ONNX Runtime's default, one per physical core, as torch's
+            onnx = OnnxModel.cached(location, fast, batch_size=self.batch_size, threads=0)
         except Exception as exc:  # anything amiss: the full path decides
             log.debug("no light onnx path (%s: %s)", type(exc).__name__, exc)
             return
