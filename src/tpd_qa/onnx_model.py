@@ -153,7 +153,7 @@ class FastTokenizer:
     The same Rust tokenizer that ``transformers``' fast tokenizers wrap, without importing
     ``transformers`` or ``torch`` (seconds at every start). Used only for models whose
     word-pieces were checked identical to ``transformers``' (the bundled default, in
-    tests/test_embedding.py).
+    tests/test_precision.py).
     """
 
     def __init__(self, location: Path, max_length: int) -> None:

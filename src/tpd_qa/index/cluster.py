@@ -28,7 +28,7 @@ import socket
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,16 +211,17 @@ def _job_record(job: Job) -> str:
         {
             "path": str(job.path),
             "source": job.source,
-            "ocr": None
-            if ocr is None
-            else {
-                "enabled": ocr.enabled,
-                "cache_dir": None if ocr.cache_dir is None else str(ocr.cache_dir),
-                "languages": ocr.languages,
-                "workers": ocr.workers,
-            },
+            "ocr": None if ocr is None else _ocr_record(ocr),
         }
     )
+
+
+def _ocr_record(ocr: OcrOptions) -> dict[str, Any]:
+    """Every OCR option but the page-progress callback, which cannot travel."""
+    record = {f.name: getattr(ocr, f.name) for f in fields(ocr) if f.name != "on_page"}
+    if record["cache_dir"] is not None:
+        record["cache_dir"] = str(record["cache_dir"])
+    return record
 
 
 def _job_from_record(text: str) -> Job:
@@ -229,7 +230,7 @@ def _job_from_record(text: str) -> Job:
     options = None
     if ocr is not None:
         cache_dir = None if ocr["cache_dir"] is None else Path(ocr["cache_dir"])
-        options = OcrOptions(ocr["enabled"], cache_dir, ocr["languages"], ocr["workers"])
+        options = OcrOptions(**{**ocr, "cache_dir": cache_dir})
     return Job(Path(record["path"]), record["source"], options)
 
 
