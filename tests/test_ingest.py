@@ -752,6 +752,29 @@ def test_html_form_wrapped_page_and_list_prefix_reset() -> None:
     assert parse_ok(html, "x.html").text == "Not a list item.\n\n3. three"
 
 
+def test_html_documentation_pages_lose_permalinks_and_navigation_landmarks() -> None:
+    """What Sphinx writes: a permalink mark in every heading, the sidebar and the
+    related-pages bar as ``role="navigation"``, the footer as ``role="contentinfo"``."""
+    html = """<body><div class="related" role="navigation"><h3>Navigation</h3>
+    <ul><li><a href="index.html">Policy 1.0 documentation</a></li></ul></div>
+    <div class="body" role="main"><section id="hooks"><h2><span>3.7. </span>Hooks
+    <a class="headerlink" href="#hooks" title="Permalink to this heading">\u00b6</a></h2>
+    <p>Hooks run when the default runtime changes; see <a href="#versions">Versions</a>
+    and <a href="#x">#</a> note <a href="#n1">[1]</a>.</p>
+    <h3 id="v">Versions<a class="anchor" href="#v">#</a></h3><p>Text.</p></section></div>
+    <div class="sphinxsidebar" role="navigation"><h3>Quick search</h3></div>
+    <div class="footer" role="contentinfo">\u00a9 Copyright 2023.</div></body>"""
+    doc = parse_ok(html.encode(), "policy.html")
+    assert [(h.title, h.level) for h in doc.headings] == [("3.7. Hooks", 2), ("Versions", 3)]
+    for junk in ("\u00b6", "Navigation", "Quick search", "Copyright", "documentation"):
+        assert junk not in doc.text
+    # a link whose text says something stays; only the bare marks go
+    assert "see Versions and note [1]." in doc.text
+    # a page built only of landmarks still reads (the second, minimal pass keeps them)
+    only = b'<body><div role="navigation"><p>Only a navigation block.</p></div></body>'
+    assert parse_ok(only, "menu.html").text == "Only a navigation block."
+
+
 def test_html_charset_declarations() -> None:
     body = "<html><head><meta charset='shift_jis'></head><body><p>{}</p></body></html>"
     doc = parse_ok(body.format(JAPANESE).encode("shift_jis"), "jp.html")
@@ -905,7 +928,7 @@ def _imports(module: str) -> set[str]:
 def test_ingest_modules_import_one_way() -> None:
     """formats is the leaf; every module imports only modules listed before it."""
     order = [
-        "formats", "parsed", "read", "headings", "ocr", "pdfscan",
+        "formats", "parsed", "furniture", "read", "headings", "ocr", "pdfscan",
         "plaintext", "markdown", "pdf", "docx", "html", "image",
         "parser", "discovery",
     ]  # fmt: skip

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tpd_qa.errors import SourceError
+from tpd_qa.ingest.furniture import match
 from tpd_qa.ingest.pdf import PAGE_SEPARATOR, open_pdf, page_text
 from tpd_qa.ingest.read import content_hash
 from tpd_qa.records import Document
@@ -108,8 +109,8 @@ def _char_boxes(pdf: Any, document: Document, page: int, spans: Sequence[Span]) 
     """The boxes of the non-space characters of ``spans`` on ``page``, in text order."""
     first, last = _page_bounds(document, page)
     pdf_page = pdf[page - 1]
-    extracted = page_text(pdf_page)
-    if extracted.text != document.text[first:last]:
+    extracted = match(page_text(pdf_page), document.text[first:last])
+    if extracted is None:
         raise SourceError(f"{document.source} no longer reads as it was indexed", "changed")
     textpage = pdf_page.get_textpage()
     boxes: list[Box] = []

@@ -31,8 +31,10 @@ __all__ = [
 
 #: How documents' text is extracted; bumping it makes old indexes re-parse every file once
 #: (2: PDF text from PDFium character by character, so highlights find exact characters;
-#: 3: a numbered line wrapped onto a lower-case line is no section heading).
-EXTRACTION_VERSION: int = 3
+#: 3: a numbered line wrapped onto a lower-case line is no section heading;
+#: 4: running headers, running footers and page numbers leave PDF pages; HTML loses
+#: headings' permalink marks and navigation landmarks).
+EXTRACTION_VERSION: int = 4
 
 #: What :attr:`tpd_qa.records.Document.kind` says about a document.
 Kind = Literal["txt", "md", "pdf", "docx", "html", "png", "jpeg", "tiff"]

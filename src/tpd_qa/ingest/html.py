@@ -1,5 +1,6 @@
-"""HTML (``.html``, ``.htm``): readable text of the main content (navigation, scripts
-and forms dropped), ``<h1>``–``<h6>`` as headings, lists and tables kept as lines."""
+"""HTML (``.html``, ``.htm``): readable text of the main content (navigation, scripts,
+forms and headings' permalink marks dropped), ``<h1>``–``<h6>`` as headings, lists and
+tables kept as lines."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ _HTML_DROP = frozenset(
         "math", "textarea",
     }
 )  # fmt: skip
+#: ARIA landmark roles that mean the same as the dropped tags (Sphinx marks its sidebar
+#: and related-pages bars ``<div role="navigation">``, its footer ``role="contentinfo"``).
+_HTML_DROP_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
+#: What a heading's permalink anchor shows (Sphinx and MkDocs ``¶``, others ``#``, ``§``).
+_PERMALINK_MARKS = frozenset({"", "\u00b6", "#", "\u00a7", "\U0001f517"})
 # When dropping the page furniture above leaves no text (e.g. a page wrapped in one big
 # <form>), a second pass drops only what is never readable text.
 _HTML_DROP_MINIMAL = frozenset(
@@ -168,6 +174,16 @@ class _HtmlWalker:
         if tag == "li":
             self.prefix = ""
 
+    def _furniture(self, node: Any, tag: str) -> bool:
+        """A navigation landmark (when navigation is dropped) or a heading's permalink."""
+        attributes = node.attributes
+        role = (attributes.get("role") or "").strip().lower()
+        if "nav" in self.drop and role in _HTML_DROP_ROLES:
+            return True
+        if tag != "a" or not (attributes.get("href") or "").startswith("#"):
+            return False
+        return collapse(node.text(deep=True)) in _PERMALINK_MARKS
+
     def walk(self, root: Any) -> None:
         stack: list[tuple[Any, bool]] = [(root, False)]
         while stack:
@@ -181,7 +197,7 @@ class _HtmlWalker:
                 if value:
                     self.text(value)
                 continue
-            if tag.startswith("-") or tag in self.drop:
+            if tag.startswith("-") or tag in self.drop or self._furniture(node, tag):
                 continue
             self.enter(node, tag)
             stack.append((node, True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from tpd_qa.errors import IngestError
@@ -10,6 +11,7 @@ from tpd_qa.records import Heading
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "PageText",
     "ParseFunction",
     "Parsed",
     "TextBuilder",
@@ -21,6 +23,16 @@ __all__ = [
 
 #: Longest document text kept (characters); longer documents are refused.
 MAX_TEXT_CHARS: int = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """The text of one page and, for each of its characters, the PDFium character index
+    it came from (``chars[i]`` for ``text[i]``; ``len(chars) == len(text)``; -1 for a
+    line break inserted after a line-end hyphen)."""
+
+    text: str
+    chars: tuple[int, ...]
 
 
 class Parsed(NamedTuple):

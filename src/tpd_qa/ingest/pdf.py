@@ -13,14 +13,14 @@ import itertools
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tpd_qa.errors import IngestError
 from tpd_qa.ingest.formats import PDF_SIGNATURE
+from tpd_qa.ingest.furniture import strip_furniture
 from tpd_qa.ingest.headings import first_line_title, line_headings, title_from_name
 from tpd_qa.ingest.ocr import OcrOptions
-from tpd_qa.ingest.parsed import Parsed, check_length, collapse, short
+from tpd_qa.ingest.parsed import PageText, Parsed, check_length, collapse, short
 from tpd_qa.ingest.pdfscan import read_scanned_pages
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,16 +41,6 @@ _JUNK_TITLE = re.compile(
 _DROPPED = frozenset({0, 0xFFFE, 0xFFFF})
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
 _LINE_END_HYPHEN = 2  # what PDFium reports for a hyphen that ends a line
-
-
-@dataclass(frozen=True, slots=True)
-class PageText:
-    """The text of one page and, for each of its characters, the PDFium character index
-    it came from (``chars[i]`` for ``text[i]``; ``len(chars) == len(text)``; -1 for a
-    line break inserted after a line-end hyphen)."""
-
-    text: str
-    chars: tuple[int, ...]
 
 
 def _good_metadata_title(value: Any) -> str | None:
@@ -140,23 +130,23 @@ def page_text(page: Any) -> PageText:
     return PageText("".join(c for c, _ in kept), tuple(i for _, i in kept))
 
 
-def _page_texts(pdf: Any, source: str) -> list[str]:
-    texts: list[str] = []
+def _page_texts(pdf: Any, source: str) -> list[PageText]:
+    pages: list[PageText] = []
     failures = 0
     total = 0
     for number in range(1, len(pdf) + 1):
         try:
-            text = page_text(pdf[number - 1]).text
+            page = page_text(pdf[number - 1])
         except Exception as exc:
             failures += 1
             logger.warning("%s: cannot extract text of page %d: %s", source, number, short(exc))
-            text = ""
-        total += len(text) + len(PAGE_SEPARATOR)
+            page = PageText("", ())
+        total += len(page.text) + len(PAGE_SEPARATOR)
         check_length(total - len(PAGE_SEPARATOR))
-        texts.append(text)
-    if failures == len(texts):
+        pages.append(page)
+    if failures == len(pages):
         raise IngestError("corrupt PDF: text extraction failed on every page")
-    return texts
+    return pages
 
 
 def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
@@ -164,7 +154,7 @@ def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     try:
         if len(pdf) == 0:
             raise IngestError("corrupt PDF: the document has no pages")
-        texts = _page_texts(pdf, source)
+        layer = _page_texts(pdf, source)
         try:
             meta_title = pdf.get_metadata_dict().get("Title")
         except Exception as exc:
@@ -172,8 +162,13 @@ def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
             meta_title = None
     finally:
         pdf.close()
-    scans = read_scanned_pages(data, texts, ocr)  # OCR of pages without a text layer
-    texts = scans.texts
+    # OCR of pages without a text layer; the others lose their headers and footers
+    scans = read_scanned_pages(data, [page.text for page in layer], ocr)
+    read = scans.page_ocr or (None,) * len(layer)
+    texts = [
+        scanned if confidence is not None else kept.text
+        for scanned, confidence, kept in zip(scans.texts, read, strip_furniture(layer), strict=True)
+    ]
     if not any(t.strip() for t in texts):
         raise IngestError(scans.empty_reason or "no text layer (scanned PDF? OCR it first)")
 
