@@ -10,10 +10,14 @@ from hypothesis import strategies as st
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
+from documents import pdf_bytes
+from tpd_qa.chunking import Chunker
 from tpd_qa.ingest import parse
 from tpd_qa.ingest.furniture import EDGE_LINES, match, strip_furniture
 from tpd_qa.ingest.parsed import PageText
+from tpd_qa.ingest.pdf import PAGE_RUN_ON, PAGE_SEPARATOR
 from tpd_qa.pages import highlight_boxes
+from tpd_qa.text import sentence_spans
 
 TITLE = "Quantum Cooperation Review"
 BODY = [
@@ -126,3 +130,25 @@ def test_only_edge_lines_go_and_highlights_can_find_what_stays(pages: list[list[
             return sum(1 for line in text.split("\n") if line.strip())
 
         assert written(original.text) - written(kept.text) <= 2 * EDGE_LINES
+
+
+def test_a_sentence_running_on_to_the_next_page_stays_whole() -> None:
+    data = pdf_bytes(
+        [
+            ["Results", "The partners agree that information found in a"],
+            ["shared directory is added to the common register.", "Next topic."],
+            ["A closing remark ends here."],
+            ["lower case after a full stop starts a new paragraph."],
+        ]
+    )
+    document = parse(data, "runon.pdf")
+    second, third, fourth = document.page_starts[1:]
+    assert len(PAGE_RUN_ON) == len(PAGE_SEPARATOR)
+    assert document.text[second - 2 : second] == PAGE_RUN_ON
+    assert document.text[third - 2 : third] == document.text[fourth - 2 : fourth] == "\n\n"
+    assert document.page_at(second) == 2 and document.text[second:].startswith("shared")
+    sentence = "The partners agree that information found in a \nshared directory is added"
+    spans = [document.text[a:b] for a, b in sentence_spans(document.text, 0, len(document.text))]
+    assert any(sentence in span for span in spans)
+    chunks = Chunker().chunk(document)
+    assert any(sentence in chunk.text for chunk in chunks)

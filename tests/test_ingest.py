@@ -378,6 +378,17 @@ def test_numbered_paragraph_wrapped_onto_the_next_line_is_not_a_heading() -> Non
     assert [h.title for h in doc.headings] == ["2. Energy"]
 
 
+def test_capitals_that_go_on_from_the_line_before_are_not_headings() -> None:
+    # the ASN.1 syntax in a PDF manual: "DEFINITIONS ... ::=" / "BEGIN"
+    text = (
+        "Manual\n\nOVERVIEW\nThe syntax is shown below.\n"
+        "Example { 1 2 3 }\nDEFINITIONS EXPLICIT TAGS ::=\nBEGIN\nGroup ::= SEQUENCE {\n"
+        "VALUE FIELDS\n}\nEND\n\nREFERENCES\nSee the standard.\n"
+    )
+    doc = parse_ok(text.encode(), "asn.txt")
+    assert [h.title for h in doc.headings] == ["OVERVIEW", "REFERENCES"]
+
+
 def test_txt_title_falls_back_to_file_name() -> None:
     doc = parse_ok(b"This first line is a whole sentence.\nMore.", "dir/tpd_fact-sheet.txt")
     assert doc.title == "Tpd Fact Sheet"

@@ -32,8 +32,9 @@ __all__ = [
 #: How documents' text is extracted; bumping it makes old indexes re-parse every file once
 #: (2: PDF text from PDFium character by character, so highlights find exact characters;
 #: 3: a numbered line wrapped onto a lower-case line is no section heading;
-#: 4: running headers, running footers and page numbers leave PDF pages; HTML loses
-#: headings' permalink marks and navigation landmarks).
+#: 4: running headers, running footers and page numbers leave PDF pages, and a sentence
+#: running on to the next page joins it by a line break; no heading right after a line
+#: that goes on (``::=``); HTML loses headings' permalink marks and navigation landmarks).
 EXTRACTION_VERSION: int = 4
 
 #: What :attr:`tpd_qa.records.Document.kind` says about a document.

@@ -16,11 +16,13 @@ _NUMBERED = re.compile(r"(\d{1,3}(?:\.\d{1,3}){0,5})\.?\s+(\S.*)")
 _NUMBERED_LOOSE = re.compile(r"(\d{1,3}(?:\.\d{1,3}){0,5})\.?\s+\S")
 _TOC_LEADER = re.compile(r"\.{3,}|…|\s{2,}\d+$")
 _NOT_FINAL = (".", ",", ";", ":", "。", "、")
+#: A line ending so goes on (code, a formula, a list): neither it nor the next is a heading.
+_CONTINUED = ("=", "{", "(", "[", ",", "\\", "+", "|")
 
 
 def _heading_level(line: str) -> int | None:
     """Level of a stripped line that looks like a heading, else None."""
-    if len(line) >= 80 or line.endswith(_NOT_FINAL) or _TOC_LEADER.search(line):
+    if len(line) >= 80 or line.endswith((*_NOT_FINAL, *_CONTINUED)) or _TOC_LEADER.search(line):
         return None
     match = _NUMBERED.fullmatch(line)
     if match:
@@ -48,7 +50,9 @@ def _numbered_depth(line: str) -> int | None:
 
 
 def line_headings(text: str) -> list[Heading]:
-    """Numbered section headings and short ALL-CAPS lines, each on a line of its own."""
+    """Numbered section headings and short ALL-CAPS lines, each on a line of its own
+    (not straight after a line that goes on, such as ``DEFINITIONS ::=`` before an
+    ASN.1 ``BEGIN``)."""
     lines = text.split("\n")
     stripped = [line.strip() for line in lines]
     headings: list[Heading] = []
@@ -58,6 +62,9 @@ def line_headings(text: str) -> list[Heading]:
             continue
         level = _heading_level(title)
         if level is None:
+            continue
+        before = stripped[i - 1] if i else ""
+        if before.endswith(_CONTINUED):
             continue
         depth = _numbered_depth(title)
         if depth is not None:

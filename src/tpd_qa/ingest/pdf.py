@@ -26,12 +26,14 @@ from tpd_qa.ingest.pdfscan import read_scanned_pages
 if TYPE_CHECKING:  # pragma: no cover
     import pypdfium2
 
-__all__ = ["PAGE_SEPARATOR", "PageText", "open_pdf", "page_text", "parse"]
+__all__ = ["PAGE_RUN_ON", "PAGE_SEPARATOR", "PageText", "open_pdf", "page_text", "parse"]
 
 logger = logging.getLogger(__name__)
 
-#: What joins the texts of two pages in a document's text.
+#: What joins the texts of two pages in a document's text: a blank line, or (same
+#: length) a line break when a sentence runs on from one page to the next.
 PAGE_SEPARATOR = "\n\n"
+PAGE_RUN_ON = " \n"
 _JUNK_TITLE = re.compile(
     r"(?:untitled|document\d*|title|unknown|none|n/?a|slide \d+|powerpoint presentation|"
     r"microsoft (?:word|powerpoint|excel) - .*|.*\.(?:docx?|pdf|pptx?|xlsx?|rtf|odt|txt|"
@@ -149,6 +151,14 @@ def _page_texts(pdf: Any, source: str) -> list[PageText]:
     return pages
 
 
+def _separator(before: str, after: str) -> str:
+    """A line break where a sentence runs on (the page ends in a word or a comma and the
+    next starts in lower case), so the passage goes on too; else a blank line."""
+    if (before[-1:].isalnum() or before.endswith(",")) and after[:1].islower():
+        return PAGE_RUN_ON
+    return PAGE_SEPARATOR
+
+
 def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     pdf = open_pdf(data)
     try:
@@ -172,7 +182,10 @@ def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     if not any(t.strip() for t in texts):
         raise IngestError(scans.empty_reason or "no text layer (scanned PDF? OCR it first)")
 
-    text = PAGE_SEPARATOR.join(texts)
+    separators = [_separator(*pair) for pair in itertools.pairwise(texts)]
+    text = "".join(
+        itertools.chain.from_iterable(itertools.zip_longest(texts, separators, fillvalue=""))
+    )
     lengths = (len(t) + len(PAGE_SEPARATOR) for t in texts[:-1])
     page_starts = tuple(itertools.accumulate(lengths, initial=0))
     headings = line_headings(text)
