@@ -182,10 +182,7 @@ def parse(data: bytes, source: str, ocr: OcrOptions | None = None) -> Parsed:
     if not any(t.strip() for t in texts):
         raise IngestError(scans.empty_reason or "no text layer (scanned PDF? OCR it first)")
 
-    separators = [_separator(*pair) for pair in itertools.pairwise(texts)]
-    text = "".join(
-        itertools.chain.from_iterable(itertools.zip_longest(texts, separators, fillvalue=""))
-    )
+    text = texts[0] + "".join(_separator(a, b) + b for a, b in itertools.pairwise(texts))
     lengths = (len(t) + len(PAGE_SEPARATOR) for t in texts[:-1])
     page_starts = tuple(itertools.accumulate(lengths, initial=0))
     headings = line_headings(text)
