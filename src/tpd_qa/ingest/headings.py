@@ -18,11 +18,12 @@ _TOC_LEADER = re.compile(r"\.{3,}|…|\s{2,}\d+$")
 _NOT_FINAL = (".", ",", ";", ":", "。", "、")
 #: A line ending so goes on (code, a formula, a list): neither it nor the next is a heading.
 _CONTINUED = ("=", "{", "(", "[", ",", "\\", "+", "|")
+_NO_HEADING_END = _NOT_FINAL + _CONTINUED
 
 
 def _heading_level(line: str) -> int | None:
     """Level of a stripped line that looks like a heading, else None."""
-    if len(line) >= 80 or line.endswith((*_NOT_FINAL, *_CONTINUED)) or _TOC_LEADER.search(line):
+    if len(line) >= 80 or line.endswith(_NO_HEADING_END) or _TOC_LEADER.search(line):
         return None
     match = _NUMBERED.fullmatch(line)
     if match:
