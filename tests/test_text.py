@@ -93,6 +93,34 @@ def test_abbreviations_and_list_numbers_join_the_next_sentence() -> None:
     assert sentences("Version 3.5 ships today.") == ["Version 3.5 ships today."]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "The envoy met Dr. Swann in Tokyo. They spoke.",
+            ["The envoy met Dr. Swann in Tokyo.", "They spoke."],
+        ),
+        (
+            "It was signed by John F. Kennedy in 1961. Then it lapsed.",
+            ["It was signed by John F. Kennedy in 1961.", "Then it lapsed."],
+        ),
+        (
+            "See Annex No. 5 for the list. It is short.",
+            ["See Annex No. 5 for the list.", "It is short."],
+        ),
+        ("The chart in Fig.\n3 shows it. Done.", ["The chart in Fig.\n3 shows it.", "Done."]),
+        # "U.S." and a plain word before a capital still end the sentence
+        ("It was made in the U.S. Japan agreed.", ["It was made in the U.S.", "Japan agreed."]),
+        ("He said no. Then he left.", ["He said no.", "Then he left."]),
+        # a title before a lower-case word or a blank line ends it
+        ("Ask the Dr. then leave.", ["Ask the Dr.", "then leave."]),
+        ("Ask the Dr.\n\nThe end.", ["Ask the Dr.", "The end."]),
+    ],
+)
+def test_titles_and_initials_before_a_name_end_no_sentence(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
 def test_line_breaks_end_sentences_only_when_asked() -> None:
     text = "- first item\n- second item\nA wrapped\nsentence."
     assert sentences(text) == [text]
@@ -111,7 +139,7 @@ def test_sentence_spans_inside_a_window() -> None:
     assert [text[a:b] for a, b in sentence_spans(text, start, end)] == ["Keep one.", "Keep two."]
 
 
-_SENTENCE_TEXT = st.text(alphabet="ab .!?。「」『）\n7Dr", max_size=80)
+_SENTENCE_TEXT = st.text(alphabet="ab .!?。「」『）\n7DrFNo", max_size=80)
 
 
 @given(_SENTENCE_TEXT, st.integers(0, 80), st.integers(0, 80), st.booleans())

@@ -40,12 +40,13 @@ class ChunkerSettings:
     (5: passages follow the text's own units: a paragraph or list item that fits
     ``max_tokens`` stays whole, short ones are packed together up to ``pack_tokens`` (at
     most ``target_tokens``), a longer one is cut at sentences into pieces of about
-    ``target_tokens``, and only those pieces overlap, by ``overlap_sentences``).
-    Sentences are :func:`tpd_qa.text.sentence_spans`; the default counter counts one
+    ``target_tokens``, and only those pieces overlap, by ``overlap_sentences``; 6: a
+    full stop after a title or an initial before a name ends no sentence, so no cut
+    falls there). Sentences are :func:`tpd_qa.text.sentence_spans`; the default counter counts one
     token per CJK character.
     """
 
-    algorithm: int = 5
+    algorithm: int = 6
     max_tokens: int = 220
     target_tokens: int = 160
     pack_tokens: int = 100

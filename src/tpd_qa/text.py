@@ -39,6 +39,14 @@ _SENTENCE_END = re.compile(
     r"[.!?]+[\"'”’)\]]*(?=\s)|(?P<cjk>[。！？]+)[」』）\"'”’)\]]*|\n[ \t]*(?=\n)"
 )
 _SENTENCE_OR_LINE_END = re.compile(_SENTENCE_END.pattern + r"|\n")
+# A full stop that ends a title or an initial before a capitalised word ("Dr. Swann",
+# "John F. Kennedy"), or a reference word before a number ("No. 5", "Fig. 3"), ends no
+# sentence. Dotted abbreviations that often close one ("U.S.", "etc.") still end it.
+_BEFORE_NAME = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Ft|Rev|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep)|(?<![\w.])[A-Z])\.$"
+)
+_BEFORE_NUMBER = re.compile(r"\b(?:[Nn]o|[Nn]os|[Ff]ig|[Ff]igs|[Vv]ol|pp?)\.$")
+_NEXT = re.compile(r"[ \t]*\n?[ \t]*(\S)")
 _BRACKET_PAIRS: Final = {"」": "「", "』": "『", "）": "（"}
 _BRACKET = re.compile("[「」『』（）]")
 _WORD = re.compile(r"\w+(?:[.'’]\w+)*")
@@ -146,13 +154,28 @@ def sentence_spans(
             _WORD.search(text, word.end(), stop) is None
             and (word.group().isdigit() or word.group().lower() in ABBREVIATIONS)
         )
-        if tiny and text[stop : stop + 1] != "\n":
+        if (tiny and text[stop : stop + 1] != "\n") or _joins_next(text, begin, stop, end):
             pending = begin
             continue
         spans.append((begin, stop))
     if pending is not None:
         spans.append((pending, last_stop))
     return spans
+
+
+def _joins_next(text: str, begin: int, stop: int, end: int) -> bool:
+    """Does the sentence ``text[begin:stop]`` end in a title, an initial or a reference
+    word that the next word (on the same or the next line, before ``end``) continues?"""
+    if text[stop - 1] != ".":
+        return False
+    following = _NEXT.match(text, stop, end)
+    if following is None:
+        return False
+    first = following.group(1)
+    tail = max(begin, stop - 6)  # the longest word the patterns know, and its stop
+    if first.isupper() and _BEFORE_NAME.search(text, tail, stop):
+        return True
+    return first.isdigit() and _BEFORE_NUMBER.search(text, tail, stop) is not None
 
 
 def _bracketed(text: str, start: int, end: int) -> list[tuple[int, int]]:
