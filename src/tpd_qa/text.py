@@ -28,10 +28,17 @@ __all__ = [
 #: definition keyword analysis and script detection build on.
 CJK_CHARACTER: Final = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
 
-#: Words that end with a full stop without ending a sentence.
-ABBREVIATIONS: Final = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "no", "fig", "e.g", "i.e", "etc", "u.s"}
+# Titles that come before a name ("Dr. Swann") and reference words that come before a
+# number ("No. 5", "Fig. 3"): their full stop ends no sentence when a name or a number
+# follows (a single capital, an initial as in "John F. Kennedy", counts as a title).
+_TITLES: Final = frozenset(
+    {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "ft", "rev", "gen", "col", "lt", "sgt"}
+    | {"capt", "gov", "sen", "rep"}
 )
+_REFERENCE_WORDS: Final = frozenset({"no", "nos", "fig", "figs", "vol", "p", "pp"})
+#: Words that end with a full stop without ending a sentence when they stand alone. Dotted
+#: ones that often close a sentence ("U.S.", "etc.") end it when more words precede them.
+ABBREVIATIONS: Final = _TITLES | _REFERENCE_WORDS | {"vs", "e.g", "i.e", "etc", "u.s"}
 # A sentence ends at . ! ? followed by whitespace (Latin scripts), right after 。！？
 # (Japanese and Chinese need no space), closing quotes and brackets included. A 。！？
 # inside a pair of Japanese brackets 「」『』（） ends no sentence: 「…。」と述べた。 is one.
@@ -39,13 +46,8 @@ _SENTENCE_END = re.compile(
     r"[.!?]+[\"'”’)\]]*(?=\s)|(?P<cjk>[。！？]+)[」』）\"'”’)\]]*|\n[ \t]*(?=\n)"
 )
 _SENTENCE_OR_LINE_END = re.compile(_SENTENCE_END.pattern + r"|\n")
-# A full stop that ends a title or an initial before a capitalised word ("Dr. Swann",
-# "John F. Kennedy"), or a reference word before a number ("No. 5", "Fig. 3"), ends no
-# sentence. Dotted abbreviations that often close one ("U.S.", "etc.") still end it.
-_BEFORE_NAME = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Ft|Rev|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep)|(?<![\w.])[A-Z])\.$"
-)
-_BEFORE_NUMBER = re.compile(r"\b(?:[Nn]o|[Nn]os|[Ff]ig|[Ff]igs|[Vv]ol|pp?)\.$")
+# The last word before a full stop, not part of a dotted abbreviation such as "U.S.".
+_LAST_WORD = re.compile(r"(?<![\w.])(\w+)\.$")
 _NEXT = re.compile(r"[ \t]*\n?[ \t]*(\S)")
 _BRACKET_PAIRS: Final = {"」": "「", "』": "『", "）": "（"}
 _BRACKET = re.compile("[「」『』（）]")
@@ -171,11 +173,13 @@ def _joins_next(text: str, begin: int, stop: int, end: int) -> bool:
     following = _NEXT.match(text, stop, end)
     if following is None:
         return False
-    first = following.group(1)
-    tail = max(begin, stop - 6)  # the longest word the patterns know, and its stop
-    if first.isupper() and _BEFORE_NAME.search(text, tail, stop):
-        return True
-    return first.isdigit() and _BEFORE_NUMBER.search(text, tail, stop) is not None
+    last = _LAST_WORD.search(text, max(begin, stop - 8), stop)
+    if last is None:
+        return False
+    word, first = last.group(1), following.group(1)
+    if first.isupper():
+        return word.lower() in _TITLES or (len(word) == 1 and word.isupper())
+    return first.isdigit() and word.lower() in _REFERENCE_WORDS
 
 
 def _bracketed(text: str, start: int, end: int) -> list[tuple[int, int]]:
