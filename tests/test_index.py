@@ -602,3 +602,32 @@ def test_an_index_of_only_skipped_files_can_be_updated(tmp_path: Path) -> None:
     report = api.build_index(corpus, tmp_path / "index", model="hash")
     assert report.documents == 1 and "unusable" not in report.full_reason
     assert Index.load(tmp_path / "index").search("tokamak", 1)[0].source == "note.txt"
+
+
+class QuestionEngineEmbedder(CountingEmbedder):
+    """A counting embedder with a separate question engine (as the real one on a bf16 CPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.questions: list[list[str]] = []
+
+    def embed_queries(self, texts):  # type: ignore[no-untyped-def]
+        self.questions.append(list(texts))
+        return self.inner.embed_batch(texts)
+
+
+def test_questions_are_embedded_by_the_question_engine(corpus: Path) -> None:
+    embedder = QuestionEngineEmbedder()
+    index, _ = build_test_index(corpus, embedder=embedder)
+    passages = embedder.embedded
+    assert passages > 0 and embedder.questions == []
+    index.search("Which tokamak is the largest?", 3, mode="dense")
+    index.search("Which tokamak is the largest?", 3, mode="hybrid")  # remembered
+    assert embedder.questions == [["Which tokamak is the largest?"]]
+    assert embedder.embedded == passages  # no question went through embed_batch
+    # an embedder without embed_queries embeds questions with embed_batch
+    plain = CountingEmbedder()
+    other, _ = build_test_index(corpus, embedder=plain)
+    before = plain.embedded
+    other.search("Which tokamak is the largest?", 3, mode="dense")
+    assert plain.batches[-1] == ["Which tokamak is the largest?"] and plain.embedded == before + 1

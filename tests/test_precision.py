@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from tpd_qa.precision import (
     PRECISIONS,
     QUALITY_THRESHOLD,
     CpuFeatures,
+    Precision,
     available_precisions,
     choose_precision,
     normalise_precision,
@@ -89,6 +91,29 @@ def test_env_var_and_argument_force_a_precision() -> None:
         choose_precision(cpu=ZEN3, env={ENV_VAR: "fp8"})
     with pytest.raises(ConfigError, match="unknown precision"):
         normalise_precision("half")
+
+
+def test_questions_take_the_fastest_single_text_engine() -> None:
+    """One short question at a time runs fastest in ONNX Runtime's int8 kernels, even on a
+    CPU whose passages are embedded fastest in bf16; unmeasured models, a machine without
+    onnxruntime and a forced precision keep questions in the passages' precision."""
+    env: dict[str, str] = {}
+
+    def pick(
+        cpu: CpuFeatures, available: Sequence[Precision] = EVERYTHING, measured: bool = True
+    ) -> str:
+        return choose_precision(
+            cpu=cpu, available=available, env=env, queries=True, measured_model=measured
+        )
+
+    assert pick(SAPPHIRE) == "onnx-int8"
+    assert choose_precision(cpu=SAPPHIRE, available=EVERYTHING, env=env) == "bf16"
+    assert pick(ZEN3) == "onnx-int8"
+    assert pick(SAPPHIRE, ["float32", "bf16"]) == "bf16"
+    assert pick(OLD, ["float32"]) == "float32"
+    assert pick(SAPPHIRE, measured=False) == "bf16"
+    assert choose_precision("bf16", cpu=SAPPHIRE, env=env, queries=True) == "bf16"
+    assert choose_precision(cpu=SAPPHIRE, env={ENV_VAR: "float32"}, queries=True) == "float32"
 
 
 def test_cpu_features_of_this_machine_parse() -> None:
@@ -198,3 +223,60 @@ def test_cached_onnx_export_loads_without_torch_and_gives_the_same_vectors(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.split() == ["True", "False", "False"], shown.stderr
+    # automatic precision: where questions run in onnx-int8 (any AVX2 CPU with
+    # onnxruntime), asking one loads neither torch nor sentence-transformers, even where
+    # passages are embedded in bf16
+    if choose_precision("auto", env={}, queries=True) == "onnx-int8":
+        probe = (
+            "import sys; from tpd_qa.embedding import SentenceTransformerEmbedder as E; "
+            "e = E(); e.embed_queries(['a question']); "
+            "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+        )
+        env.pop(ENV_VAR, None)
+        shown = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        )
+        assert shown.stdout.split() == ["False", "False"], shown.stderr
+
+
+@pytest.mark.model
+def test_questions_run_in_their_own_engine_close_to_the_passages_one(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where questions and passages differ in precision, questions run in their own
+    engine, opened at once, and the passage engine only on the first ``embed_batch``; the
+    two engines' vectors of a text stay within the quality bar and count the same tokens.
+    With one precision ``embed_queries`` is ``embed_batch`` itself."""
+    import tpd_qa.embedding as embedding
+    from tpd_qa.embedding import SentenceTransformerEmbedder, embed_queries
+
+    monkeypatch.setenv("TPD_QA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    questions = [
+        "Which Japanese ministry works on telecommunications?",
+        "Does the memorandum commit any money?",
+        "How many key areas does the deal name?",
+    ]
+    forced = SentenceTransformerEmbedder(precision="float32")
+    assert forced.query_precision == "float32" and forced._queries is None  # forced: both
+    assert np.array_equal(embed_queries(forced, questions), forced.embed_batch(questions))
+
+    def choose(requested: str, *, measured_model: bool, queries: bool = False) -> str:
+        if requested != "auto":
+            return requested
+        return "onnx-int8" if queries else "float32"  # as auto on a bf16 CPU, in float32
+
+    monkeypatch.setattr(embedding, "choose_precision", choose)
+    split = SentenceTransformerEmbedder()
+    assert (split.precision, split.query_precision) == ("float32", "onnx-int8")
+    assert split._queries is not None and split._queries.precision == "onnx-int8"
+    assert split._model is None and split._onnx is None  # no passage engine yet
+    assert (split.dimension, split.max_tokens) == (forced.dimension, forced.max_tokens)
+    assert [split.count_tokens(q) for q in questions] == [forced.count_tokens(q) for q in questions]
+    asked = np.concatenate([embed_queries(split, [q]) for q in questions])
+    assert split._model is None  # asking never opened the passage engine
+    passages = split.embed_batch(questions)
+    assert split._model is not None
+    assert np.allclose(passages, forced.embed_batch(questions), atol=1e-5)
+    cosine = np.sum(asked * passages, axis=1)
+    assert cosine.min() >= QUALITY_THRESHOLD and not np.allclose(cosine, 1.0, atol=1e-6), cosine

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "HashEmbedder",
     "make_embedder",
+    "embed_queries",
     "canonical_model_name",
     "cpu_supports_bf16",
 ]
@@ -44,7 +46,8 @@ class Embedder(Protocol):
 
     ``embed_batch`` is the one operation; ``name``, ``dimension`` and ``max_tokens``
     describe the model, and ``count_tokens`` measures text the way the model sees it
-    so that chunks fit its window.
+    so that chunks fit its window. An embedder may also have ``embed_queries`` (same
+    contract, for questions): :func:`embed_queries` uses it where present.
     """
 
     name: str
@@ -95,10 +98,16 @@ class SentenceTransformerEmbedder:
     With ``onnx-int8`` (the automatic choice on AVX2 CPUs without native bfloat16) and
     the bundled model, once its export is cached, the model starts without torch or
     sentence-transformers (``_open_cached_onnx``): same vectors, a fraction of the start.
+    Questions go through ``embed_queries``, in ``query_precision``: automatically the
+    fastest engine for one short text (onnx-int8 wherever ONNX Runtime runs the bundled
+    model, even where passages are embedded in bf16).
     ``batch_size`` 16 measured fastest on CPU (bench/bench_embedding.py: 16 beat 64 by
     ~25% in bfloat16, as small batches' activations stay in cache); callers that pass
     length-sorted texts, as the index does, also waste little on padding.
     """
+
+    dimension: int
+    max_tokens: int
 
     def __init__(
         self,
@@ -118,16 +127,51 @@ class SentenceTransformerEmbedder:
         self.precision: Precision = choose_precision(
             precision, measured_model=self.name == DEFAULT_MODEL
         )
+        #: What questions are embedded in (``embed_queries``): a forced precision applies
+        #: to both, the automatic choice ranks engines by single-text latency.
+        self.query_precision: Precision = (
+            choose_precision(precision, measured_model=self.name == DEFAULT_MODEL, queries=True)
+            if device == "cpu"
+            else self.precision
+        )
+        self._requested = requested or None
+        self._location = location
+        self._device = device
         self.batch_size = batch_size
         self._onnx: Any = None
         self._fast: Any = None  # onnx_model.FastTokenizer on the light path
         self._model: Any = None
-        if self.precision == "onnx-int8" and self.name == DEFAULT_MODEL and device == "cpu":
-            self._open_cached_onnx(Path(location))
+        self._queries: SentenceTransformerEmbedder | None = None
+        self._passages_ready = False
+        self._lock = threading.Lock()
+        if self.query_precision != self.precision:
+            self._open_question_engine()
+        if self._queries is None:
+            self._open_passage_engine()
+
+    def _open_question_engine(self) -> None:
+        """The engine for questions, in ``query_precision``; the passage engine then opens
+        on the first ``embed_batch`` (asking questions never loads it)."""
+        engine = SentenceTransformerEmbedder(
+            self._requested,
+            precision=self.query_precision,
+            batch_size=self.batch_size,
+            device=self._device,
+        )
+        if engine.precision != self.query_precision:  # e.g. the int8 export failed
+            self.query_precision = self.precision
+            return
+        self._queries = engine
+        self.dimension, self.max_tokens = engine.dimension, engine.max_tokens
+
+    def _open_passage_engine(self) -> None:
+        if self.precision == "onnx-int8" and self.name == DEFAULT_MODEL and self._device == "cpu":
+            self._open_cached_onnx(Path(self._location))
         if self._onnx is None:
-            self._model = self._load(location, device)
+            self._model = self._load(self._location, self._device)
             self.dimension = int(self._model.get_embedding_dimension())
             self.max_tokens = max(8, int(self._model.max_seq_length) - 2)
+        self._passages_ready = True
 
     def _open_cached_onnx(self, location: Path) -> None:
         """The light path: the bundled model's cached int8 export, run by ONNX Runtime with
@@ -206,6 +250,10 @@ class SentenceTransformerEmbedder:
         """Embed texts; rows are unit-length float32 vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if not self._passages_ready:
+            with self._lock:
+                if not self._passages_ready:
+                    self._open_passage_engine()
         if self._onnx is not None:
             return _normalise(self._onnx.encode(list(texts)))
         vectors = self._model.encode(
@@ -217,8 +265,21 @@ class SentenceTransformerEmbedder:
         )
         return _normalise(vectors)
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed questions (a few short texts at a time) in ``query_precision``.
+
+        Where that differs from ``precision``, a second engine of the same model runs them:
+        vectors of one model in two precisions stay close (cosine to float32 >= 0.99), so
+        passages embedded in one are searched with questions embedded in the other.
+        """
+        if self._queries is None:
+            return self.embed_batch(texts)
+        return self._queries.embed_batch(texts)
+
     def count_tokens(self, text: str) -> int:
         """Word-pieces the model's tokenizer makes of ``text`` (no special tokens)."""
+        if self._queries is not None:  # the same tokenizer, already open
+            return self._queries.count_tokens(text)
         if self._fast is not None:
             return int(self._fast.count(text))
         return len(
@@ -267,6 +328,14 @@ def canonical_model_name(model: str | None) -> str:
         _, _, dim = name.partition(":")
         return f"hash:{dim or 64}"
     return name
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Embed questions with the embedder's ``embed_queries`` where it has one (a faster
+    engine for a single short text), else with ``embed_batch``."""
+    method = getattr(embedder, "embed_queries", None)
+    vectors: np.ndarray = method(texts) if method is not None else embedder.embed_batch(texts)
+    return vectors
 
 
 def make_embedder(model: str | None = None, *, precision: str = "auto") -> Embedder:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from tpd_qa.chunking import Chunker
-from tpd_qa.embedding import Embedder, canonical_model_name, make_embedder
+from tpd_qa.embedding import Embedder, canonical_model_name, embed_queries, make_embedder
 from tpd_qa.errors import (
     ConfigError,
     IndexCorruptError,
@@ -129,7 +129,7 @@ class Index:
         self._reranker = reranker
         self._chunker_record: dict[str, Any] = settings.chunker.to_dict()
         self._sparse_record: dict[str, Any] = settings.sparse.to_dict()
-        self._queries = QueryVectors(lambda texts: self.embedder.embed_batch(texts))
+        self._queries = QueryVectors(lambda texts: embed_queries(self.embedder, texts))
         self._use(IndexState(dimension=embedder.dimension if embedder else None))
 
     def _use(self, state: IndexState) -> None:
