@@ -43,6 +43,7 @@ def test_availability_follows_cpu_and_installation() -> None:
         "float32",
         "int8",
         "onnx-int8",
+        "onnx-float32",
     ]
     assert "bf16" in available_precisions(SAPPHIRE, torch_int8=False, onnxruntime=False)
     assert "bf16" not in available_precisions(ZEN3, torch_int8=True, onnxruntime=True)
@@ -93,10 +94,11 @@ def test_env_var_and_argument_force_a_precision() -> None:
         normalise_precision("half")
 
 
-def test_questions_take_the_fastest_single_text_engine() -> None:
-    """One short question at a time runs fastest in ONNX Runtime's int8 kernels, even on a
-    CPU whose passages are embedded fastest in bf16; unmeasured models, a machine without
-    onnxruntime and a forced precision keep questions in the passages' precision."""
+def test_questions_run_in_onnx_where_passages_run_in_torch_float() -> None:
+    """One short question at a time runs several times faster in ONNX Runtime than in
+    torch, so where passages run in torch's float32 or bf16 questions run in
+    onnx-float32; the int8 engines, unmeasured models, a machine without onnxruntime and
+    a forced precision keep questions in the passages' precision."""
     env: dict[str, str] = {}
 
     def pick(
@@ -106,14 +108,16 @@ def test_questions_take_the_fastest_single_text_engine() -> None:
             cpu=cpu, available=available, env=env, queries=True, measured_model=measured
         )
 
-    assert pick(SAPPHIRE) == "onnx-int8"
     assert choose_precision(cpu=SAPPHIRE, available=EVERYTHING, env=env) == "bf16"
-    assert pick(ZEN3) == "onnx-int8"
+    assert pick(SAPPHIRE) == "onnx-float32"
+    assert pick(ZEN3) == "onnx-int8"  # as its passages
+    assert pick(ZEN3, ["float32", "int8", "onnx-float32"]) == "onnx-float32"
     assert pick(SAPPHIRE, ["float32", "bf16"]) == "bf16"
     assert pick(OLD, ["float32"]) == "float32"
     assert pick(SAPPHIRE, measured=False) == "bf16"
     assert choose_precision("bf16", cpu=SAPPHIRE, env=env, queries=True) == "bf16"
     assert choose_precision(cpu=SAPPHIRE, env={ENV_VAR: "float32"}, queries=True) == "float32"
+    assert normalise_precision("onnx-fp32") == "onnx-float32"
 
 
 def test_cpu_features_of_this_machine_parse() -> None:
@@ -223,10 +227,10 @@ def test_cached_onnx_export_loads_without_torch_and_gives_the_same_vectors(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.split() == ["True", "False", "False"], shown.stderr
-    # automatic precision: where questions run in onnx-int8 (any AVX2 CPU with
+    # automatic precision: where questions run in ONNX Runtime (any AVX2 CPU with
     # onnxruntime), asking one loads neither torch nor sentence-transformers, even where
-    # passages are embedded in bf16
-    if choose_precision("auto", env={}, queries=True) == "onnx-int8":
+    # passages are embedded in torch's bf16 (the export above wrote both ONNX files)
+    if choose_precision("auto", env={}, queries=True) in ("onnx-int8", "onnx-float32"):
         probe = (
             "import sys; from tpd_qa.embedding import SentenceTransformerEmbedder as E; "
             "e = E(); e.embed_queries(['a question']); "
@@ -245,7 +249,7 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
 ) -> None:
     """Where questions and passages differ in precision, questions run in their own
     engine, opened at once, and the passage engine only on the first ``embed_batch``; the
-    two engines' vectors of a text stay within the quality bar and count the same tokens.
+    two engines' vectors of a text agree and they count the same tokens.
     With one precision ``embed_queries`` is ``embed_batch`` itself."""
     import tpd_qa.embedding as embedding
     from tpd_qa.embedding import SentenceTransformerEmbedder, embed_queries
@@ -264,12 +268,12 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
     def choose(requested: str, *, measured_model: bool, queries: bool = False) -> str:
         if requested != "auto":
             return requested
-        return "onnx-int8" if queries else "float32"  # as auto on a bf16 CPU, in float32
+        return "onnx-float32" if queries else "float32"  # as auto on a bf16 CPU
 
     monkeypatch.setattr(embedding, "choose_precision", choose)
     split = SentenceTransformerEmbedder()
-    assert (split.precision, split.query_precision) == ("float32", "onnx-int8")
-    assert split._queries is not None and split._queries.precision == "onnx-int8"
+    assert (split.precision, split.query_precision) == ("float32", "onnx-float32")
+    assert split._queries is not None and split._queries.precision == "onnx-float32"
     assert split._model is None and split._onnx is None  # no passage engine yet
     assert (split.dimension, split.max_tokens) == (forced.dimension, forced.max_tokens)
     assert [split.count_tokens(q) for q in questions] == [forced.count_tokens(q) for q in questions]
@@ -279,4 +283,4 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
     assert split._model is not None
     assert np.allclose(passages, forced.embed_batch(questions), atol=1e-5)
     cosine = np.sum(asked * passages, axis=1)
-    assert cosine.min() >= QUALITY_THRESHOLD and not np.allclose(cosine, 1.0, atol=1e-6), cosine
+    assert cosine.min() >= 0.99999, cosine  # the same float32 arithmetic, another runtime

@@ -15,13 +15,16 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tpd_qa.errors import ConfigError
 from tpd_qa.precision import Precision, choose_precision, cpu_features
 from tpd_qa.text import estimate_tokens
+
+if TYPE_CHECKING:
+    from tpd_qa.onnx_model import OnnxPrecision
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -37,6 +40,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The precisions ONNX Runtime runs, and the export each reads (tpd_qa.onnx_model).
+_ONNX: dict[str, OnnxPrecision] = {"onnx-int8": "onnx-int8", "onnx-float32": "onnx-float32"}
 _DEFAULT_ALIASES = {"", "default", "all-minilm-l6-v2", DEFAULT_MODEL.lower()}
 
 
@@ -91,16 +96,19 @@ class SentenceTransformerEmbedder:
     ``precision`` is ``"auto"`` (``tpd_qa.precision.choose_precision``: the fastest
     precision this CPU runs whose vectors stay close to float32's; ``TPD_QA_PRECISION``
     overrides it) or one of ``float32``, ``bf16`` (alias ``bfloat16``), ``int8`` (torch
-    dynamic quantisation of the Linear layers) and ``onnx-int8`` (ONNX Runtime, see
-    ``tpd_qa.onnx_model``). Vectors are always returned as float32, and ``name`` does not
-    depend on the precision: an index built in one is searched in another (cosine to
-    float32 vectors >= 0.99, see bench/README.md).
-    With ``onnx-int8`` (the automatic choice on AVX2 CPUs without native bfloat16) and
-    the bundled model, once its export is cached, the model starts without torch or
+    dynamic quantisation of the Linear layers), ``onnx-int8`` and ``onnx-float32`` (ONNX
+    Runtime, see ``tpd_qa.onnx_model``). Vectors are always returned as float32, and
+    ``name`` does not depend on the precision: an index built in one is searched in
+    another (cosine to float32 vectors >= 0.99, see bench/README.md).
+    With an ONNX precision (``onnx-int8`` is the automatic choice on AVX2 CPUs without
+    native bfloat16) and the bundled model, once its export is cached, the model starts
+    without torch or
     sentence-transformers (``_open_cached_onnx``): same vectors, a fraction of the start.
-    Questions go through ``embed_queries``, in ``query_precision``: automatically the
-    fastest engine for one short text (onnx-int8 wherever ONNX Runtime runs the bundled
-    model, even where passages are embedded in bf16).
+    Questions go through ``embed_queries``, in ``query_precision``: where passages run in
+    torch's float32 or bf16, the bundled model's questions run in ``onnx-float32`` (the
+    same float32 arithmetic in ONNX Runtime, several times faster for one short text), in
+    an engine of their own; the passage engine then opens on the first ``embed_batch``, so
+    a process that only asks never loads torch.
     ``batch_size`` 16 measured fastest on CPU (bench/bench_embedding.py: 16 beat 64 by
     ~25% in bfloat16, as small batches' activations stay in cache); callers that pass
     length-sorted texts, as the index does, also waste little on padding.
@@ -165,7 +173,8 @@ class SentenceTransformerEmbedder:
         self.dimension, self.max_tokens = engine.dimension, engine.max_tokens
 
     def _open_passage_engine(self) -> None:
-        if self.precision == "onnx-int8" and self.name == DEFAULT_MODEL and self._device == "cpu":
+        onnx = self.precision in _ONNX and self.name == DEFAULT_MODEL and self._device == "cpu"
+        if onnx:
             self._open_cached_onnx(Path(self._location))
         if self._onnx is None:
             self._model = self._load(self._location, self._device)
@@ -184,7 +193,13 @@ class SentenceTransformerEmbedder:
             max_length = int(config["max_seq_length"])
             fast = FastTokenizer(location, max_length)
             # threads 0: ONNX Runtime's default, one per physical core, as torch's
-            onnx = OnnxModel.cached(location, fast, batch_size=self.batch_size, threads=0)
+            onnx = OnnxModel.cached(
+                location,
+                fast,
+                batch_size=self.batch_size,
+                threads=0,
+                precision=_ONNX[self.precision],
+            )
         except Exception as exc:  # anything amiss: the full path decides
             log.debug("no light onnx path (%s: %s)", type(exc).__name__, exc)
             return
@@ -192,7 +207,7 @@ class SentenceTransformerEmbedder:
             self._onnx, self._fast = onnx, fast
             self.dimension = onnx.dimension
             self.max_tokens = max(8, max_length - 2)
-            log.info("loaded %s (onnx-int8, cached export)", self.name)
+            log.info("loaded %s (%s, cached export)", self.name, self.precision)
 
     def _load(self, location: str, device: str) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -221,7 +236,7 @@ class SentenceTransformerEmbedder:
 
         if self.precision == "bf16":
             model.bfloat16()
-        elif self.precision == "onnx-int8":
+        elif self.precision in _ONNX:
             from tpd_qa.onnx_model import OnnxModel
 
             try:
@@ -230,11 +245,14 @@ class SentenceTransformerEmbedder:
                     Path(location),
                     batch_size=self.batch_size,
                     threads=torch.get_num_threads(),
+                    precision=_ONNX[self.precision],
                 )
             except ConfigError:
                 raise
             except Exception as exc:  # export or runtime failure: the safe path
-                log.warning("onnx-int8 failed (%s: %s); using float32", type(exc).__name__, exc)
+                log.warning(
+                    "%s failed (%s: %s); using float32", self.precision, type(exc).__name__, exc
+                )
                 self.precision = "float32"
         if self.precision == "int8":
             with warnings.catch_warnings():

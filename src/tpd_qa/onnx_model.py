@@ -1,13 +1,13 @@
-"""An int8 ONNX Runtime copy of a mean-pooling sentence-transformers model, cached on disk.
+"""ONNX Runtime copies of a mean-pooling sentence-transformers model, cached on disk.
 
 The transformer plus mean pooling and L2 normalisation is exported once with
-``torch.onnx.export`` from the weights already loaded (nothing is downloaded), quantised
-with onnxruntime's own ``quantize_dynamic`` (the MatMul weights in 8 bits with one scale per
-output channel, activations quantised to 8 bits at run time), and
-kept under the cache folder in a sub-folder named by a hash of the model's files and the
-library versions. Files are written to a temporary name and renamed into place, so two
-processes exporting at once, or one killed midway, never leave a half-written model that
-the next run would load.
+``torch.onnx.export`` from the weights already loaded (nothing is downloaded), kept as it
+is (``onnx-float32``) and quantised with onnxruntime's own ``quantize_dynamic``
+(``onnx-int8``: the MatMul weights in 8 bits with one scale per output channel,
+activations quantised to 8 bits at run time), both under the cache folder in a
+sub-folder named by a hash of the model's files and the library versions. Files are
+written to a temporary name and renamed into place, so two processes exporting at once,
+or one killed midway, never leave a half-written model that the next run would load.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -93,18 +93,21 @@ class _Pooled:
         return Pooled().eval()
 
 
-def _export(model: Any, target: Path) -> None:
-    """Export ``model`` (float32, in memory) and write its int8 quantisation to ``target``."""
+OnnxPrecision = Literal["onnx-int8", "onnx-float32"]
+
+
+def _export(model: Any, folder: Path) -> None:
+    """Export ``model`` (float32, in memory) into ``folder``: as it is and quantised."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     sample = model.tokenizer(["an example", "another, longer example text"], padding=True)
     ids = torch.tensor(sample["input_ids"], dtype=torch.long)
     mask = torch.tensor(sample["attention_mask"], dtype=torch.long)
-    handle, raw_name = tempfile.mkstemp(dir=target.parent, suffix=".float32.onnx.tmp")
+    handle, raw_name = tempfile.mkstemp(dir=folder, suffix=".float32.onnx.tmp")
     os.close(handle)
-    handle, quant_name = tempfile.mkstemp(dir=target.parent, suffix=".int8.onnx.tmp")
+    handle, quant_name = tempfile.mkstemp(dir=folder, suffix=".int8.onnx.tmp")
     os.close(handle)
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -133,14 +136,23 @@ def _export(model: Any, target: Path) -> None:
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
             )
-        os.replace(quant_name, target)
+        # each file is complete or absent; a cache from before the float32 file existed
+        # holds only the int8 one, and asking it for float32 exports both again
+        os.replace(raw_name, folder / _FILES["onnx-float32"])
+        os.replace(quant_name, folder / _FILES["onnx-int8"])
     finally:
         for name in (raw_name, quant_name):
             Path(name).unlink(missing_ok=True)
 
 
-def _export_path(location: Path) -> Path:
-    return cache_root() / "onnx" / _model_key(location) / "model.int8.onnx"
+_FILES: dict[OnnxPrecision, str] = {
+    "onnx-int8": "model.int8.onnx",
+    "onnx-float32": "model.float32.onnx",
+}
+
+
+def _export_path(location: Path, precision: OnnxPrecision) -> Path:
+    return cache_root() / "onnx" / _model_key(location) / _FILES[precision]
 
 
 #: Texts -> ``input_ids`` and ``attention_mask`` (int64, padded to the longest, truncated).
@@ -182,7 +194,7 @@ class FastTokenizer:
 
 
 class OnnxModel:
-    """Runs the cached int8 ONNX export; ``encode`` returns unit-length float32 vectors.
+    """Runs a cached ONNX export; ``encode`` returns unit-length float32 vectors.
 
     :meth:`export` makes the export from a loaded sentence-transformers model (once per
     model and library versions); :meth:`cached` opens an existing one with the fast
@@ -205,25 +217,33 @@ class OnnxModel:
         self.dimension = int(self._session.get_outputs()[0].shape[1])
 
     @classmethod
-    def export(cls, model: Any, location: Path, *, batch_size: int, threads: int) -> OnnxModel:
-        """Open ``model``'s cached export, making it first if there is none."""
+    def export(
+        cls,
+        model: Any,
+        location: Path,
+        *,
+        batch_size: int,
+        threads: int,
+        precision: OnnxPrecision = "onnx-int8",
+    ) -> OnnxModel:
+        """Open ``model``'s cached export in ``precision``, making it first if there is none."""
         if not supports_export(model):
             raise ConfigError(
-                "onnx-int8 needs a sentence-transformers model with mean pooling; "
+                f"{precision} needs a sentence-transformers model with mean pooling; "
                 "use precision float32, bf16 or int8 for this model"
             )
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise ConfigError(
-                "onnx-int8 needs onnxruntime and onnx: pip install onnxruntime onnx"
+                f"{precision} needs onnxruntime and onnx: pip install onnxruntime onnx"
             ) from exc
         if not location.is_dir():
-            raise ConfigError(f"onnx-int8 needs a model folder on disk, not {str(location)!r}")
-        path = _export_path(location)
+            raise ConfigError(f"{precision} needs a model folder on disk, not {str(location)!r}")
+        path = _export_path(location, precision)
         if not path.is_file():
-            log.info("exporting %s to %s (once)", location, path)
-            _export(model, path)
+            log.info("exporting %s to %s (once)", location, path.parent)
+            _export(model, path.parent)
         max_length = int(model.max_seq_length)
 
         def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -239,10 +259,16 @@ class OnnxModel:
 
     @classmethod
     def cached(
-        cls, location: Path, tokenizer: FastTokenizer, *, batch_size: int, threads: int
+        cls,
+        location: Path,
+        tokenizer: FastTokenizer,
+        *,
+        batch_size: int,
+        threads: int,
+        precision: OnnxPrecision = "onnx-int8",
     ) -> OnnxModel | None:
-        """The existing export of the model folder ``location``, or None if there is none."""
-        path = _export_path(location)
+        """The existing export of the model folder ``location`` in ``precision``, or None."""
+        path = _export_path(location, precision)
         if not path.is_file():
             return None
         return cls(path, tokenizer, batch_size=batch_size, threads=threads)

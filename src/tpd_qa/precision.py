@@ -30,14 +30,14 @@ __all__ = [
     "cpu_features",
     "available_precisions",
     "speed_ranking",
-    "query_speed_ranking",
+    "QUESTION_ENGINE",
     "choose_precision",
     "normalise_precision",
 ]
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["float32", "bf16", "int8", "onnx-int8"]
+Precision = Literal["float32", "bf16", "int8", "onnx-int8", "onnx-float32"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 ENV_VAR = "TPD_QA_PRECISION"
 _ALIASES: dict[str, Precision] = {
@@ -49,6 +49,8 @@ _ALIASES: dict[str, Precision] = {
     "torch-int8": "int8",
     "onnx-int8": "onnx-int8",
     "onnx": "onnx-int8",
+    "onnx-float32": "onnx-float32",
+    "onnx-fp32": "onnx-float32",
 }
 
 #: A fast path must keep the mean cosine between its vectors and float32's at or above this.
@@ -70,6 +72,8 @@ MEASURED_COSINE: dict[Precision, float] = {
     # ONNX Runtime, MatMul weights in uint8 with per-channel scales (int8 weights 0.993,
     # per-tensor scales 0.942-0.977); 0.992 on the memorandum's own passages.
     "onnx-int8": 0.9946,
+    # the same float32 arithmetic in ONNX Runtime (cosine 1.00000 on SQuAD questions)
+    "onnx-float32": 1.0,
 }
 
 
@@ -136,7 +140,7 @@ def available_precisions(
 ) -> list[Precision]:
     """The precisions this CPU and installation can run well, float32 first
     (``torch_int8`` / ``onnxruntime`` override what is installed, for tests)."""
-    given = {"int8": torch_int8, "onnx-int8": onnxruntime}
+    given = {"int8": torch_int8, "onnx-int8": onnxruntime, "onnx-float32": onnxruntime}
     return [
         precision
         for precision in PRECISIONS
@@ -159,20 +163,20 @@ def _available(precision: Precision, cpu: CpuFeatures) -> bool:
     return cpu.avx2 and _module_available("onnxruntime") and _module_available("onnx")
 
 
+#: Where questions run when passages run in torch's float32 or bf16: ONNX Runtime starts
+#: one short text several times faster than torch, in the same float32 arithmetic (SQuAD
+#: questions one at a time on an AVX-512 BF16 host: 4.6-5.6 ms against 11.8-14.5 ms in
+#: bf16; bench/bench_query_embedding.py). The int8 engines keep their own: mixing int8
+#: questions with bf16 passages cost SciFact nDCG@10 0.005.
+QUESTION_ENGINE: dict[Precision, Precision] = {"float32": "onnx-float32", "bf16": "onnx-float32"}
+
+
 def speed_ranking(cpu: CpuFeatures) -> tuple[Precision, ...]:
     """Fastest first, as measured on each kind of CPU (bench/README.md, embedding section)."""
     if cpu.native_bf16:
         # AVX-512 BF16 machines: bf16 measured 1.96-2.93x float32; int8 not measured there.
         return ("bf16", "onnx-int8", "int8", "float32")
     return ("onnx-int8", "int8", "float32", "bf16")
-
-
-def query_speed_ranking(cpu: CpuFeatures) -> tuple[Precision, ...]:
-    """Fastest first for a question: one short text at a time, where ONNX Runtime's int8
-    kernels start the model several times faster than torch (2.3-2.7 ms against 8-11 ms
-    for bf16 and 12-14 ms for float32 on an AVX-512 BF16 host; bench/bench_query_embedding.py).
-    """
-    return ("onnx-int8", *(p for p in speed_ranking(cpu) if p != "onnx-int8"))
 
 
 def normalise_precision(value: str) -> Precision | Literal["auto"]:
@@ -201,7 +205,8 @@ def choose_precision(
     ``measured_model`` says the model is the bundled default, whose quality per precision
     is in ``MEASURED_COSINE``; for other models the automatic choice keeps to float32 and
     bf16. A forced precision is returned as asked even where it would be slow. ``queries``
-    chooses for questions (:func:`query_speed_ranking`) rather than for passages.
+    chooses for questions: the passages' precision, or its faster twin in
+    :data:`QUESTION_ENGINE` where that runs here (bundled model only).
     """
     env = os.environ if env is None else env
     choice = normalise_precision(requested)
@@ -211,7 +216,15 @@ def choose_precision(
         return choice
     cpu = cpu_features() if cpu is None else cpu
     given = None if available is None else set(available)
-    for precision in (query_speed_ranking if queries else speed_ranking)(cpu):
+    if queries:
+        passages = choose_precision(
+            cpu=cpu, available=available, measured_model=measured_model, env={}
+        )
+        twin = QUESTION_ENGINE.get(passages)
+        if twin is None or not measured_model:
+            return passages
+        return twin if (_available(twin, cpu) if given is None else twin in given) else passages
+    for precision in speed_ranking(cpu):
         # availability is checked lazily, in speed order: the first usable choice never
         # pays for probing the others (torch's int8 engines need torch imported)
         usable = _available(precision, cpu) if given is None else precision in given
