@@ -248,8 +248,9 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where questions and passages differ in precision, questions run in their own
-    engine, opened at once, and the passage engine only on the first ``embed_batch``; the
-    two engines' vectors of a text agree and they count the same tokens.
+    engine; each engine opens on first use (asking never opens the passage engine,
+    counting tokens and embedding passages never the question engine); the two engines'
+    vectors of a text agree, and the model's shape is known before either opens.
     With one precision ``embed_queries`` is ``embed_batch`` itself."""
     import tpd_qa.embedding as embedding
     from tpd_qa.embedding import SentenceTransformerEmbedder, embed_queries
@@ -273,14 +274,20 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
     monkeypatch.setattr(embedding, "choose_precision", choose)
     split = SentenceTransformerEmbedder()
     assert (split.precision, split.query_precision) == ("float32", "onnx-float32")
-    assert split._queries is not None and split._queries.precision == "onnx-float32"
-    assert split._model is None and split._onnx is None  # no passage engine yet
+    assert split._queries is None and split._model is None  # neither engine open yet
     assert (split.dimension, split.max_tokens) == (forced.dimension, forced.max_tokens)
-    assert [split.count_tokens(q) for q in questions] == [forced.count_tokens(q) for q in questions]
     asked = np.concatenate([embed_queries(split, [q]) for q in questions])
+    engine = split._queries
+    assert engine is not None and engine.precision == "onnx-float32"
     assert split._model is None  # asking never opened the passage engine
-    passages = split.embed_batch(questions)
-    assert split._model is not None
+    embed_queries(split, questions[:1])
+    assert split._queries is engine  # opened once
+    indexer = SentenceTransformerEmbedder()
+    assert [indexer.count_tokens(q) for q in questions] == [
+        forced.count_tokens(q) for q in questions
+    ]
+    passages = indexer.embed_batch(questions)
+    assert indexer._model is not None and indexer._queries is None  # indexing: one engine
     assert np.allclose(passages, forced.embed_batch(questions), atol=1e-5)
     cosine = np.sum(asked * passages, axis=1)
     assert cosine.min() >= 0.99999, cosine  # the same float32 arithmetic, another runtime

@@ -107,8 +107,8 @@ class SentenceTransformerEmbedder:
     Questions go through ``embed_queries``, in ``query_precision``: where passages run in
     torch's float32 or bf16, the bundled model's questions run in ``onnx-float32`` (the
     same float32 arithmetic in ONNX Runtime, several times faster for one short text), in
-    an engine of their own; the passage engine then opens on the first ``embed_batch``, so
-    a process that only asks never loads torch.
+    an engine of their own. Each engine then opens on first use: a process that only
+    asks never loads torch, one that only indexes never opens the question engine.
     ``batch_size`` 16 measured fastest on CPU (bench/bench_embedding.py: 16 beat 64 by
     ~25% in bfloat16, as small batches' activations stay in cache); callers that pass
     length-sorted texts, as the index does, also waste little on padding.
@@ -151,26 +151,41 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._queries: SentenceTransformerEmbedder | None = None
         self._passages_ready = False
-        self._lock = threading.Lock()
-        if self.query_precision != self.precision:
-            self._open_question_engine()
-        if self._queries is None:
+        self._lock = threading.RLock()
+        # With two engines, each opens on first use (a process that only asks never
+        # loads the passage engine, one that only indexes never the question engine).
+        if self.query_precision == self.precision or not self._read_shape():
             self._open_passage_engine()
 
-    def _open_question_engine(self) -> None:
-        """The engine for questions, in ``query_precision``; the passage engine then opens
-        on the first ``embed_batch`` (asking questions never loads it)."""
-        engine = SentenceTransformerEmbedder(
-            self._requested,
-            precision=self.query_precision,
-            batch_size=self.batch_size,
-            device=self._device,
-        )
-        if engine.precision != self.query_precision:  # e.g. the int8 export failed
-            self.query_precision = self.precision
-            return
-        self._queries = engine
-        self.dimension, self.max_tokens = engine.dimension, engine.max_tokens
+    def _read_shape(self) -> bool:
+        """Read ``dimension`` and ``max_tokens`` from the model folder's configuration
+        without loading an engine (the bundled model: mean pooling of the hidden states)."""
+        folder = Path(self._location)
+        try:
+            config = json.loads((folder / "config.json").read_text("utf-8"))
+            window = json.loads((folder / "sentence_bert_config.json").read_text("utf-8"))
+            self.dimension = int(config["hidden_size"])
+            self.max_tokens = max(8, int(window["max_seq_length"]) - 2)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
+    def _question_engine(self) -> SentenceTransformerEmbedder | None:
+        """The engine for questions in ``query_precision``, opened on the first call; None
+        where questions use the passage engine (one precision, or the other failed)."""
+        with self._lock:
+            if self._queries is None and self.query_precision != self.precision:
+                engine = SentenceTransformerEmbedder(
+                    self._requested,
+                    precision=self.query_precision,
+                    batch_size=self.batch_size,
+                    device=self._device,
+                )
+                if engine.precision == self.query_precision:
+                    self._queries = engine
+                else:  # e.g. the export failed and it fell back to float32
+                    self.query_precision = self.precision
+            return self._queries
 
     def _open_passage_engine(self) -> None:
         onnx = self.precision in _ONNX and self.name == DEFAULT_MODEL and self._device == "cpu"
@@ -268,10 +283,7 @@ class SentenceTransformerEmbedder:
         """Embed texts; rows are unit-length float32 vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if not self._passages_ready:
-            with self._lock:
-                if not self._passages_ready:
-                    self._open_passage_engine()
+        self._ready_for_passages()
         if self._onnx is not None:
             return _normalise(self._onnx.encode(list(texts)))
         vectors = self._model.encode(
@@ -290,14 +302,18 @@ class SentenceTransformerEmbedder:
         vectors of one model in two precisions stay close (cosine to float32 >= 0.99), so
         passages embedded in one are searched with questions embedded in the other.
         """
-        if self._queries is None:
-            return self.embed_batch(texts)
-        return self._queries.embed_batch(texts)
+        engine = self._question_engine()
+        return (engine or self).embed_batch(texts)
+
+    def _ready_for_passages(self) -> None:
+        if not self._passages_ready:
+            with self._lock:
+                if not self._passages_ready:
+                    self._open_passage_engine()
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces the model's tokenizer makes of ``text`` (no special tokens)."""
-        if self._queries is not None:  # the same tokenizer, already open
-            return self._queries.count_tokens(text)
+        self._ready_for_passages()  # chunking comes before embedding passages
         if self._fast is not None:
             return int(self._fast.count(text))
         return len(
