@@ -291,3 +291,37 @@ def test_questions_run_in_their_own_engine_close_to_the_passages_one(
     assert np.allclose(passages, forced.embed_batch(questions), atol=1e-5)
     cosine = np.sum(asked * passages, axis=1)
     assert cosine.min() >= 0.99999, cosine  # the same float32 arithmetic, another runtime
+
+
+@pytest.mark.model
+def test_the_passage_engine_exports_the_question_engine_from_float32_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a bf16 passage engine writes the question engine's ONNX files first, from
+    the float32 weights (before the cast), so the first question loads nothing more."""
+    import onnx
+
+    import tpd_qa.embedding as embedding
+
+    monkeypatch.setenv("TPD_QA_CACHE_DIR", str(tmp_path))
+
+    def choose(requested: str, *, measured_model: bool, queries: bool = False) -> str:
+        if requested != "auto":
+            return requested
+        return "onnx-float32" if queries else "bf16"  # auto on an AVX-512 BF16 CPU
+
+    monkeypatch.setattr(embedding, "choose_precision", choose)
+    indexer = embedding.SentenceTransformerEmbedder()
+    assert not list(tmp_path.rglob("*.onnx"))
+    indexer.count_tokens("opens the passage engine")  # no bf16 arithmetic is run
+    assert indexer._model is not None and indexer._queries is None
+    (exported,) = tmp_path.rglob("model.float32.onnx")
+    assert len(list(tmp_path.rglob("model.int8.onnx"))) == 1
+    types = {t.data_type for t in onnx.load(str(exported)).graph.initializer}
+    assert onnx.TensorProto.BFLOAT16 not in types and onnx.TensorProto.FLOAT in types
+    first = list(tmp_path.rglob("*.onnx"))
+    mtimes = [p.stat().st_mtime_ns for p in first]
+    asked = embedding.embed_queries(indexer, ["Which ministry handles telecoms?"])
+    assert indexer._queries is not None and indexer._queries._model is None  # light path
+    assert [p.stat().st_mtime_ns for p in first] == mtimes  # nothing exported again
+    assert asked.shape == (1, indexer.dimension)

@@ -242,9 +242,21 @@ class SentenceTransformerEmbedder:
                 f"(no downloads are made): {type(exc).__name__}: {exc}"
             ) from exc
         model.eval()
+        if self.query_precision in _ONNX and self.query_precision != self.precision:
+            self._export_for_questions(model, location)  # float32 weights: before bf16
         self._apply_precision(model, location)
         log.info("loaded %s (%s)", self.name, self.precision)
         return model
+
+    def _export_for_questions(self, model: Any, location: str) -> None:
+        """Write the question engine's ONNX export now, from the weights already in
+        memory, so that the first question does not load the model a second time."""
+        from tpd_qa.onnx_model import export_once
+
+        try:
+            export_once(model, Path(location))
+        except Exception as exc:  # the question engine tries again, and falls back
+            log.warning("ONNX export for questions failed (%s: %s)", type(exc).__name__, exc)
 
     def _apply_precision(self, model: Any, location: str) -> None:
         import torch

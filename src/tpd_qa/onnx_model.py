@@ -25,7 +25,7 @@ import numpy as np
 
 from tpd_qa.errors import ConfigError
 
-__all__ = ["FastTokenizer", "OnnxModel", "cache_root", "supports_export"]
+__all__ = ["FastTokenizer", "OnnxModel", "cache_root", "export_once", "supports_export"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,18 @@ _FILES: dict[OnnxPrecision, str] = {
 
 def _export_path(location: Path, precision: OnnxPrecision) -> Path:
     return cache_root() / "onnx" / _model_key(location) / _FILES[precision]
+
+
+def export_once(model: Any, location: Path) -> bool:
+    """Write the exports of ``model`` (loaded from ``location``, float32 weights) unless
+    they are cached already; False where the model cannot be exported."""
+    if not supports_export(model):
+        return False
+    folder = _export_path(location, "onnx-float32").parent
+    if not all((folder / name).is_file() for name in _FILES.values()):
+        log.info("exporting %s to %s (once)", location, folder)
+        _export(model, folder)
+    return True
 
 
 #: Texts -> ``input_ids`` and ``attention_mask`` (int64, padded to the longest, truncated).
