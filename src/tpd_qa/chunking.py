@@ -42,8 +42,8 @@ class ChunkerSettings:
     most ``target_tokens``), a longer one is cut at sentences into pieces of about
     ``target_tokens``, and only those pieces overlap, by ``overlap_sentences``; 6: a
     full stop after a title or an initial before a name ends no sentence, so no cut
-    falls there). Sentences are :func:`tpd_qa.text.sentence_spans`; the default counter counts one
-    token per CJK character.
+    falls there). Sentences are :func:`tpd_qa.text.sentence_spans`; the default counter
+    counts one token per CJK character.
     """
 
     algorithm: int = 6

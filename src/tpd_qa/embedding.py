@@ -102,8 +102,8 @@ class SentenceTransformerEmbedder:
     another (cosine to float32 vectors >= 0.99, see bench/README.md).
     With an ONNX precision (``onnx-int8`` is the automatic choice on AVX2 CPUs without
     native bfloat16) and the bundled model, once its export is cached, the model starts
-    without torch or
-    sentence-transformers (``_open_cached_onnx``): same vectors, a fraction of the start.
+    without torch or sentence-transformers (``_open_cached_onnx``): same vectors, a
+    fraction of the start.
     Questions go through ``embed_queries``, in ``query_precision``: where passages run in
     torch's float32 or bf16, the bundled model's questions run in ``onnx-float32`` (the
     same float32 arithmetic in ONNX Runtime, several times faster for one short text), in
@@ -136,7 +136,7 @@ class SentenceTransformerEmbedder:
             precision, measured_model=self.name == DEFAULT_MODEL
         )
         #: What questions are embedded in (``embed_queries``): a forced precision applies
-        #: to both, the automatic choice ranks engines by single-text latency.
+        #: to both; automatically, ``tpd_qa.precision.QUESTION_ENGINE`` may name a faster one.
         self.query_precision: Precision = (
             choose_precision(precision, measured_model=self.name == DEFAULT_MODEL, queries=True)
             if device == "cpu"

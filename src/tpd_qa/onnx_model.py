@@ -155,16 +155,17 @@ def _export_path(location: Path, precision: OnnxPrecision) -> Path:
     return cache_root() / "onnx" / _model_key(location) / _FILES[precision]
 
 
-def export_once(model: Any, location: Path) -> bool:
+def export_once(model: Any, location: Path) -> Path | None:
     """Write the exports of ``model`` (loaded from ``location``, float32 weights) unless
-    they are cached already; False where the model cannot be exported."""
+    they are cached already; the folder that holds them, None where the model cannot be
+    exported."""
     if not supports_export(model):
-        return False
+        return None
     folder = _export_path(location, "onnx-float32").parent
     if not all((folder / name).is_file() for name in _FILES.values()):
         log.info("exporting %s to %s (once)", location, folder)
         _export(model, folder)
-    return True
+    return folder
 
 
 #: Texts -> ``input_ids`` and ``attention_mask`` (int64, padded to the longest, truncated).
@@ -252,10 +253,9 @@ class OnnxModel:
             ) from exc
         if not location.is_dir():
             raise ConfigError(f"{precision} needs a model folder on disk, not {str(location)!r}")
-        path = _export_path(location, precision)
-        if not path.is_file():
-            log.info("exporting %s to %s (once)", location, path.parent)
-            _export(model, path.parent)
+        folder = export_once(model, location)
+        assert folder is not None  # supports_export was checked above
+        path = folder / _FILES[precision]
         max_length = int(model.max_seq_length)
 
         def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
