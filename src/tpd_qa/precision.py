@@ -164,10 +164,10 @@ def _available(precision: Precision, cpu: CpuFeatures) -> bool:
 
 
 #: Where questions run when passages run in torch's float32 or bf16: ONNX Runtime starts
-#: one short text several times faster than torch, in the same float32 arithmetic (SQuAD
-#: questions one at a time on an AVX-512 BF16 host: 4.6-5.6 ms against 11.8-14.5 ms in
-#: bf16; bench/bench_query_embedding.py). The int8 engines keep their own: mixing int8
-#: questions with bf16 passages cost SciFact nDCG@10 0.005.
+#: one short text 2-3 times faster than torch, in the same float32 arithmetic (SQuAD
+#: questions one at a time on an AVX-512 BF16 host, per-round medians: 4.3-5.5 ms against
+#: 8.3-11.8 ms in bf16; bench/bench_query_embedding.py). The int8 engines keep their own:
+#: mixing int8 questions with bf16 passages cost SciFact nDCG@10 0.005.
 QUESTION_ENGINE: dict[Precision, Precision] = {"float32": "onnx-float32", "bf16": "onnx-float32"}
 
 
