@@ -86,7 +86,14 @@ def scaled_searcher(base: Searcher, size: int, embedder: Any, mix: bool = True) 
             rows += take
         copy += 1
     vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-    state = IndexState(docs=docs, chunks=chunks, vectors=vectors, dimension=vectors.shape[1])
+    # replicas repeat the real chunks' texts, so the real store holds their sentences too
+    state = IndexState(
+        docs=docs,
+        chunks=chunks,
+        vectors=vectors,
+        dimension=vectors.shape[1],
+        sentences=real.sentences,
+    )
     state.rebuild_search(base.sparse.settings)
     return Searcher(state, base.settings, QueryVectors(functools.partial(embed_queries, embedder)))
 
@@ -137,6 +144,14 @@ def main() -> int:
     if args.questions == "squad":
         texts = list(dict.fromkeys(q.question for q in load_squad(SQUAD).questions))
     print(f"base: {base.chunk_count} real chunks ({cache.misses} embedded now)", file=sys.stderr)
+    store = base.state.sentences
+    if store is not None:  # replicas share the real sentences: state the real index's cost
+        per_chunk = (store.vectors.nbytes + store.keys.nbytes) / base.chunk_count
+        print(
+            f"sentence vectors: {len(store)} for {base.chunk_count} chunks, "
+            f"{per_chunk:.0f} B/chunk in a real index",
+            file=sys.stderr,
+        )
     embed_queries(real, ["a first question opens the question engine untimed"])
     precisions = f"passages {real.precision}, questions {getattr(real, 'query_precision', '?')}"
     print(f"precision: {precisions}", file=sys.stderr)

@@ -19,12 +19,12 @@ HASH_MODEL = "hash:64"
 
 
 def hash_settings(
-    model: str = HASH_MODEL, *, chunker: ChunkerSettings | None = None
+    model: str = HASH_MODEL, *, chunker: ChunkerSettings | None = None, sentences: bool = True
 ) -> IndexSettings:
     """Index settings for the hashing embedder (``model`` is ``hash`` or ``hash:DIM``)."""
     if chunker is None:
-        return IndexSettings(model=model)
-    return IndexSettings(model=model, chunker=chunker)
+        return IndexSettings(model=model, sentences=sentences)
+    return IndexSettings(model=model, chunker=chunker, sentences=sentences)
 
 
 def build_test_index(
@@ -35,15 +35,17 @@ def build_test_index(
     chunker: ChunkerSettings | None = None,
     model: str = HASH_MODEL,
     exclude: Sequence[Path] = (),
+    sentences: bool = True,
 ) -> tuple[Index, BuildReport]:
     """``corpus`` indexed with ``embedder`` (default ``HashEmbedder(64)``), and its report.
 
     With ``index_dir`` the index is saved there as well. ``embedder`` may be any object
-    with the embedder's attributes (e.g. ``conftest.CountingEmbedder``).
+    with the embedder's attributes (e.g. ``conftest.CountingEmbedder``). ``sentences``
+    False leaves sentence vectors out (for tests that count passage embeddings alone).
     """
     if embedder is None:
         embedder = HashEmbedder(int(model.partition(":")[2] or 64))
-    settings = hash_settings(embedder.name, chunker=chunker)
+    settings = hash_settings(embedder.name, chunker=chunker, sentences=sentences)
     index, report = Index.build(corpus, settings=settings, embedder=embedder, exclude=exclude)
     if index_dir is not None:
         claim_index_dir(index_dir)

@@ -189,6 +189,23 @@ def test_index_full_flag(workdir: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert report["embedded_chunks"] == report["chunks"]
 
 
+def test_index_sentences_flag(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def index(*flags: str) -> dict[str, int]:
+        assert cli.main(["index", "--json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    assert index()["embedded_sentences"] > 0  # on for a new index
+    off = index("--no-sentences")
+    assert not off["full"] and off["embedded_chunks"] == off["embedded_sentences"] == 0
+    assert read_manifest(workdir / "index")["sentences"] is False
+    generation = workdir / "index" / read_manifest(workdir / "index")["generation"]
+    assert not (generation / "sentence_vectors.npy").exists()
+    assert index()["embedded_sentences"] == 0  # the index's own choice is kept
+    on = index("--sentences")
+    assert not on["full"] and on["embedded_chunks"] == 0 and on["embedded_sentences"] > 0
+    assert read_manifest(workdir / "index")["sentences"] is True
+
+
 def test_index_errors(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["index", "--corpus", "missing"]) == cli.ExitStatus.ERROR
     assert_one_error_line(capsys.readouterr().err)

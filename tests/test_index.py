@@ -54,9 +54,13 @@ def all_results(index: Index, k: int = 5) -> list[list[dict]]:
 def built(
     corpus: Path, tmp_path: Path, counting_embedder: CountingEmbedder
 ) -> tuple[Index, Path, CountingEmbedder]:
-    """The corpus indexed and saved to tmp_path/index; the embedder's counter reset."""
+    """The corpus indexed and saved to tmp_path/index; the embedder's counter reset.
+
+    Without sentence vectors, so the counter counts passages alone (sentence vectors
+    are counted in test_sentences.py).
+    """
     directory = tmp_path / "index"
-    index, _ = build_test_index(corpus, directory, embedder=counting_embedder)
+    index, _ = build_test_index(corpus, directory, embedder=counting_embedder, sentences=False)
     counting_embedder.reset()
     return index, directory, counting_embedder
 
@@ -71,6 +75,7 @@ def reload(directory: Path, embedder: CountingEmbedder) -> Index:
 
 def test_build_over_corpus(corpus: Path, counting_embedder: CountingEmbedder) -> None:
     index, report = build_test_index(corpus, embedder=counting_embedder)
+    assert report.embedded_sentences > 0
     assert statuses(report) == {
         "notes.md": "added",
         "sub/semis.txt": "added",
@@ -80,7 +85,8 @@ def test_build_over_corpus(corpus: Path, counting_embedder: CountingEmbedder) ->
     assert [d.source for d in index.documents()] == ["notes.md", "sub/semis.txt", SEED_NAME]
     assert report.documents == 3
     assert report.chunks == index.chunk_count == sum(d.chunks for d in index.documents())
-    assert report.embedded_chunks == index.chunk_count == counting_embedder.embedded
+    assert report.embedded_chunks == index.chunk_count
+    assert counting_embedder.embedded == index.chunk_count + report.embedded_sentences
     assert sum(o.chunks for o in report.outcomes) == index.chunk_count
     # every chunk's span is exact in its document
     for info in index.documents():
@@ -236,7 +242,9 @@ def test_edited_document_reembeds_only_its_changed_passages(
     ]
     chunker = ChunkerSettings(target_tokens=20)
     (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
-    index, _ = build_test_index(corpus, embedder=counting_embedder, chunker=chunker)
+    index, _ = build_test_index(
+        corpus, embedder=counting_embedder, chunker=chunker, sentences=False
+    )
     assert index.chunk_count == 4
     paragraphs[2] = "Paragraph 2 now covers lunar rovers and orbital debris tracking instead."
     (corpus / "plan.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
@@ -246,7 +254,7 @@ def test_edited_document_reembeds_only_its_changed_passages(
     assert report.embedded_chunks == counting_embedder.embedded == 1
     assert [t.split("\n", 1)[1] for b in counting_embedder.batches for t in b] == [paragraphs[2]]
     # reused vectors are exactly the ones a fresh build computes
-    fresh, _ = build_test_index(corpus, embedder=HashEmbedder(64), chunker=chunker)
+    fresh, _ = build_test_index(corpus, embedder=HashEmbedder(64), chunker=chunker, sentences=False)
     assert np.array_equal(index.state.vectors, fresh.state.vectors)
     assert all_results(index) == all_results(fresh)
 
@@ -495,7 +503,8 @@ def test_api_incremental_then_model_change(
     directory = tmp_path / "index"
     first = api.build_index(corpus, directory, model="hash:64")
     assert first.full and first.full_reason == "no previous index"
-    total = first.chunks
+    total = first.chunks + first.embedded_sentences
+    assert first.embedded_chunks == first.chunks and first.embedded_sentences > 0
     assert sum(embed_counter) == total
     embed_counter.clear()
 
@@ -533,7 +542,7 @@ def test_api_chunker_change_forces_full_rebuild(
     embed_counter.clear()
     report = api.build_index(corpus, directory, model="hash:64")
     assert report.full and report.full_reason == "chunker settings changed"
-    assert sum(embed_counter) == report.chunks
+    assert sum(embed_counter) == report.chunks + report.embedded_sentences
     assert read_manifest(directory)["chunker"] == ChunkerSettings().to_dict()
 
 
@@ -553,7 +562,7 @@ def test_api_extraction_change_forces_one_full_rebuild(
     embed_counter.clear()
     report = api.build_index(corpus, directory, model="hash:64")
     assert report.full and report.full_reason == "document text extraction changed"
-    assert sum(embed_counter) == report.chunks
+    assert sum(embed_counter) == report.chunks + report.embedded_sentences
     assert read_manifest(directory)["extraction"] == EXTRACTION_VERSION
     again = api.build_index(corpus, directory, model="hash:64")
     assert not again.full

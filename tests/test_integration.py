@@ -119,7 +119,8 @@ def test_seed_build(seed: Built) -> None:
     assert seed.report.counts()["added"] == 1
     manifest = read_manifest(seed.index)
     assert manifest["model"] == {"name": DEFAULT_MODEL, "dimension": 384}
-    assert len(seed.embedded) == seed.report.chunks == manifest["counts"]["chunks"]
+    assert seed.report.embedded_chunks == seed.report.chunks == manifest["counts"]["chunks"]
+    assert len(seed.embedded) == seed.report.chunks + seed.report.embedded_sentences
 
 
 def test_fusion_question_finds_item_7(seed: Built) -> None:
@@ -155,7 +156,8 @@ def test_adding_a_pdf_embeds_only_the_pdf(seed: Built, with_pdf: Built) -> None:
     added = next(o for o in report.outcomes if o.status == "added")
     assert added.source == "regional-research.pdf"
     # only the PDF's chunks were embedded; the seed was not
-    assert len(with_pdf.embedded) == added.chunks == report.embedded_chunks
+    assert added.chunks == report.embedded_chunks
+    assert len(with_pdf.embedded) == added.chunks + report.embedded_sentences
     assert not any("JT-60SA" in text or "Tokyo" in text for text in with_pdf.embedded)
     pdf_info = next(d for d in api.list_documents(with_pdf.index) if d.kind == "pdf")
     assert pdf_info.pages == 3

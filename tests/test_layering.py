@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "pages": 1,
     "evidence": 1,
     "reranking": 1,
+    "sentences": 1,
     # the index composes the components
     "index": 2,
     # the API (and what is built on it like the API: evaluation, the watcher)

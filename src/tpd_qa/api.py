@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -182,6 +183,7 @@ def build_index(
     ocr: bool = True,
     ray: str | None = None,
     ray_workers: int | None = None,
+    sentences: bool | None = None,
 ) -> BuildReport:
     """(Re)build the index of ``corpus_dir`` into ``index_dir``, incrementally.
 
@@ -198,10 +200,17 @@ def build_index(
     ``ray`` (``"local"``, ``"auto"``, ``"ray://HOST:PORT"`` or ``"HOST:PORT"``) reads,
     chunks and embeds the new and changed documents on a Ray cluster, with
     ``ray_workers`` actors (default: one per CPU); needs ``pip install 'tpd-qa[ray]'``.
+
+    ``sentences`` keeps a vector of every answering sentence for the second stage
+    (:mod:`tpd_qa.sentences`; about twice the embedding work); None keeps what the
+    index has (on for a new index). Switching it on embeds the sentences alone.
     """
     corpus = Path(corpus_dir) if corpus_dir is not None else default_corpus_dir()
     directory = Path(index_dir) if index_dir is not None else default_index_dir()
-    settings = IndexSettings(model=model or configured_model() or "default")
+    settings = IndexSettings(
+        model=model or configured_model() or "default",
+        sentences=True if sentences is None else sentences,
+    )
     reading: UpdateOptions = {
         "exclude": [directory],
         "progress": progress,
@@ -236,6 +245,8 @@ def build_index(
             report.full_reason = reason or ("--full requested" if full else "no previous index")
             index.save_to(store)
         else:
+            if sentences is not None:
+                previous.settings = replace(previous.settings, sentences=sentences)
             before = previous.fingerprint()
             report = previous.update(corpus, **reading)
             if previous.fingerprint() != before or not _same_store(store, directory):

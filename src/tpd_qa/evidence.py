@@ -8,7 +8,9 @@ that merely shares the topic spreads them thin. For each candidate this module m
 * ``sentence``: the same share within the passage's best sentence — that sentence is
   also the passage's *answer span*;
 * ``bigram``: the share of the question's adjacent keyword pairs found adjacent in the
-  passage (a phrase/proximity signal).
+  passage (a phrase/proximity signal);
+* ``sentence_cosine`` (measured by the searcher, from the index's sentence vectors): the
+  cosine between the question and the passage's best sentence embedded on its own.
 
 Keywords are BM25's own (same tokens, stop words and stemmer: :func:`sparse.keywords`),
 so the evidence agrees with what keyword search matched. The weights that combine the
@@ -31,7 +33,7 @@ from typing import Final, Literal
 import numpy as np
 
 from tpd_qa.sparse import has_cjk, keyword_keys, keywords
-from tpd_qa.text import CJK_CHARACTER, sentence_spans
+from tpd_qa.text import CJK_CHARACTER, answering, sentence_spans
 
 __all__ = [
     "FEATURES",
@@ -45,8 +47,9 @@ __all__ = [
     "query_kind",
 ]
 
-#: Features in the order weights are given: first-stage scores, then evidence.
-FEATURES: Final = ("dense", "bm25", "coverage", "sentence", "bigram")
+#: Features in the order weights are given: first-stage scores, then keyword evidence,
+#: then the cosine of the passage's best sentence (:mod:`tpd_qa.sentences`).
+FEATURES: Final = ("dense", "bm25", "coverage", "sentence", "bigram", "sentence_cosine")
 
 #: A question ("Who signed …?"), a statement or keywords ("fusion magnets JT-60SA"), or
 #: text written mostly in Chinese or Japanese characters ("cjk"), which the bundled
@@ -98,7 +101,7 @@ class EvidenceWeights:
     statement: tuple[float, ...]
     #: For CJK-script text: keywords alone by default (the bundled model is English-only;
     #: with a multilingual model, give the dense score weight here).
-    cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0)
+    cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
     #: The best fused candidates that the second stage re-scores (the rest follow them).
     depth: int = 10
     #: How much the cosine counts when one of question and passage is mostly CJK and the
@@ -277,9 +280,7 @@ def analyse(text: str) -> _Analysed:
     spans = sentence_spans(text) or [(0, len(text))]
     # a Markdown heading line names a section: its words count for the passage, but it is
     # never the answering sentence (unless the passage is nothing else)
-    answerable = [not text.startswith("#", start) for start, _end in spans]
-    if not any(answerable):
-        answerable = [True] * len(spans)
+    answerable = answering(text, spans)
     if not has_cjk(text):
         per_sentence = keyword_keys([text[start:end] for start, end in spans])
         return _Analysed.of(

@@ -226,6 +226,8 @@ class BuildReport:
     documents: int = 0
     chunks: int = 0
     embedded_chunks: int = 0
+    #: Answering sentences embedded on their own (:mod:`tpd_qa.sentences`).
+    embedded_sentences: int = 0
     seconds: float = 0.0
 
     def by_status(self, status: str) -> list[FileOutcome]:

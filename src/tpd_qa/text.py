@@ -8,6 +8,7 @@ web UI highlights and the token estimate is the same everywhere.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -16,11 +17,14 @@ __all__ = [
     "ABBREVIATIONS",
     "CJK_CHARACTER",
     "ListMarker",
+    "answer_spans",
+    "answering",
     "estimate_tokens",
     "is_markdown_list_item",
     "line_starts",
     "list_marker",
     "sentence_spans",
+    "text_key",
 ]
 
 #: One character of a script written without spaces between words (kana, CJK ideographs
@@ -211,3 +215,26 @@ def _inside(insides: list[tuple[int, int]], position: int) -> bool:
     """Whether ``position`` lies inside one of the (sorted, disjoint) ``insides``."""
     index = bisect.bisect_right(insides, position, key=lambda inside: inside[0]) - 1
     return index >= 0 and position < insides[index][1]
+
+
+def answer_spans(text: str) -> list[tuple[int, int]]:
+    """The sentences of a passage that may answer a question (:func:`answering`).
+
+    The second stage marks one of these as a passage's answer and (with sentence
+    vectors) embeds each of them: one rule for both. Never empty.
+    """
+    spans = sentence_spans(text) or [(0, len(text))]
+    return [span for span, ok in zip(spans, answering(text, spans), strict=True) if ok]
+
+
+def answering(text: str, spans: list[tuple[int, int]]) -> list[bool]:
+    """Which of ``text``'s sentence ``spans`` may answer: all but Markdown heading lines
+    (a heading names a section, it answers nothing), or all when nothing else is left."""
+    ok = [not text.startswith("#", start) for start, _end in spans]
+    return ok if any(ok) else [True] * len(spans)
+
+
+def text_key(text: str) -> bytes:
+    """A short digest of a text: how stored vectors (of passages and of sentences) are
+    found again for reuse instead of embedding the same text twice."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()

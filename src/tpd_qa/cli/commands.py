@@ -84,6 +84,7 @@ def _index(args: argparse.Namespace) -> int:
         ocr=args.ocr,
         ray=args.ray,
         ray_workers=args.ray_workers,
+        sentences=args.sentences,
     )
     if args.json:
         write_json(report_dict(report), ascii_only=True)

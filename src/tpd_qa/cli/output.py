@@ -148,6 +148,7 @@ def report_dict(report: BuildReport) -> dict[str, object]:
         "documents": report.documents,
         "chunks": report.chunks,
         "embedded_chunks": report.embedded_chunks,
+        "embedded_sentences": report.embedded_sentences,
         "seconds": round(report.seconds, 3),
         "counts": report.counts(),
         "files": [

@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip scanned PDF pages and images instead of reading them with Tesseract",
     )
+    index.add_argument(
+        "--sentences",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also embed each sentence of each passage, so a passage that answers in one "
+        "sentence ranks higher (about twice the embedding work; default: what the index "
+        "has, on for a new one)",
+    )
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.add_argument(

@@ -309,6 +309,7 @@ class Index:
             progress=progress,
             on_progress=on_progress,
             ocr=ocr,
+            sentences=self.settings.sentences,
         )
 
     def _chunker(self) -> Chunker:

@@ -11,7 +11,6 @@ same whichever ran.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from tpd_qa.errors import IngestError
 from tpd_qa.index.state import embedding_text
 from tpd_qa.ingest import OcrOptions, parse, read_file
 from tpd_qa.records import Chunk, Document
+from tpd_qa.text import text_key
 
 __all__ = [
     "EMBED_BATCH",
@@ -40,7 +40,8 @@ __all__ = [
     "text_key",
 ]
 
-#: ``on_progress(stage, done, total)``; stage is "scanning" or "embedding".
+#: ``on_progress(stage, done, total)``; stage is "scanning", "ocr", "embedding" or
+#: "sentences".
 ProgressCallback = Callable[[str, int, int], None]
 
 #: Texts handed to the embedder at once (it batches further itself).
@@ -57,11 +58,6 @@ def make_chunker(settings: ChunkerSettings, embedder: Embedder) -> Chunker:
             settings, max_tokens=limit, target_tokens=min(settings.target_tokens, limit)
         )
     return Chunker(settings, embedder.count_tokens)
-
-
-def text_key(text: str) -> bytes:
-    """A short digest of an embedding text: how stored vectors are found for reuse."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)

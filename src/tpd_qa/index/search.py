@@ -26,6 +26,7 @@ from tpd_qa.modes import Mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import Passage
 from tpd_qa.reranking import Reranker
+from tpd_qa.sentences import sentences_of
 from tpd_qa.sparse import SparseIndex
 
 __all__ = ["LocalCandidates", "QueryVectors", "Ranked", "Scored", "Searcher"]
@@ -101,6 +102,7 @@ class Searcher:
         self.source: CandidateSource = state.candidates or LocalCandidates(state)
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._evidence: Evidence | None = None
+        self._sentence_rows: dict[int, np.ndarray] = {}
         self.evidence_weights: EvidenceWeights = default_weights()
 
     @property
@@ -204,10 +206,13 @@ class Searcher:
         ``EvidenceWeights.depth`` best fused candidates only, the others keep zero
         evidence. So a Japanese question, whose kind weighs keywords alone, is ranked by
         BM25 over every candidate, whatever the fusion's order. A passage in another
-        script than the question (CJK or not) keeps only ``cross_script`` of its cosine.
+        script than the question (CJK or not) keeps only ``cross_script`` of its cosines.
+        An index without sentence vectors ranks without ``sentence_cosine``.
         """
         kind = query_kind(question)
         weights = self.evidence_weights.for_kind(kind)
+        if self.state.sentences is None:
+            weights[5] = 0.0
         rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
         bm25_rows, bm25_scores = scored["bm25"][1], scored["bm25"][0]
         top = float(bm25_scores[0]) if len(bm25_scores) else 0.0
@@ -219,21 +224,45 @@ class Searcher:
             )
         )
         features = np.zeros((len(rows), len(weights)), dtype=np.float64)
-        features[:, 0] = self.state.vectors[rows] @ self.query_vector(question)
-        if self.evidence_weights.cross_script != 1.0 and weights[0] != 0.0:
+        vector = self.query_vector(question)
+        features[:, 0] = self.state.vectors[rows] @ vector
+        head = rows[: self.evidence_weights.depth].tolist()
+        if weights[5] != 0.0:
+            features[: len(head), 5] = self.sentence_cosines(vector, head, features[:, 0])
+        if self.evidence_weights.cross_script != 1.0 and weights[[0, 5]].any():
             texts = [self.state.chunks[int(row)].text for row in rows]
             other = self.evidence.cjk_rows(rows.tolist(), texts) != (kind == "cjk")
             features[other, 0] *= self.evidence_weights.cross_script
+            features[other, 5] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
-        if weights[2:].any():
-            head = rows[: self.evidence_weights.depth].tolist()
+        if weights[2:5].any():
             measured = self.evidence.measure(
                 question, head, [self.state.chunks[row].text for row in head]
             )
-            features[: len(head), 2:] = [(m.coverage, m.sentence, m.bigram) for m in measured]
+            features[: len(head), 2:5] = [(m.coverage, m.sentence, m.bigram) for m in measured]
         scores = features @ weights
         order = np.lexsort((rows, -scores))
         return [(int(rows[i]), float(scores[i])) for i in order]
+
+    def sentence_cosines(
+        self, vector: np.ndarray, rows: Sequence[int], passage_cosines: np.ndarray
+    ) -> list[float]:
+        """The cosine of each row's best answering sentence to the question ``vector``
+        (a row with no stored sentence counts its passage cosine)."""
+        store = self.state.sentences
+        assert store is not None
+        found = self._sentence_rows
+        if len(found) > 50_000:  # the rows' sentence lists, cached for repeated candidates
+            found.clear()
+        out = []
+        for i, row in enumerate(rows):
+            sentence_rows = found.get(row)
+            if sentence_rows is None:
+                text = self.state.chunks[row].text
+                sentence_rows = found[row] = store.rows_of(sentences_of(text))
+            best = store.best_cosine(vector, sentence_rows)
+            out.append(float(passage_cosines[i]) if best is None else best)
+        return out
 
     def fuse(self, scored: dict[str, Scored]) -> Ranked:
         """One ranking from the ``dense`` and ``bm25`` candidates, as ``settings`` says."""

@@ -22,6 +22,7 @@ from tpd_qa.errors import ConfigError
 from tpd_qa.ingest.formats import EXTRACTION_VERSION
 from tpd_qa.modes import FUSIONS, Fusion
 from tpd_qa.records import Chunk, Document, DocumentInfo
+from tpd_qa.sentences import SentenceVectors
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
 __all__ = [
@@ -51,6 +52,11 @@ class IndexSettings:
     chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
     sparse: SparseSettings = field(default_factory=SparseSettings)
     extraction: int = EXTRACTION_VERSION
+    #: Embed each answering sentence of each passage as well (:mod:`tpd_qa.sentences`),
+    #: for the second stage's ``sentence_cosine``. Roughly doubles embedding work when
+    #: indexing; False keeps an index's sentence vectors out (searches then rank without
+    #: that feature). Never a reason to rebuild: turning it on embeds the sentences only.
+    sentences: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +194,9 @@ class IndexState:
     ``sparse`` are the search structures over the rows (None until built);
     ``file_stats`` remembers each hashed corpus file's directory entry;
     ``dimension`` is the vectors' width once known; ``candidates``, when set, is where
-    searches get their candidates instead of ``dense`` and ``sparse`` (a remote store).
+    searches get their candidates instead of ``dense`` and ``sparse`` (a remote store);
+    ``sentences`` holds the vectors of every row's answering sentences (None: the index
+    has none).
     """
 
     docs: list[StoredDocument] = field(default_factory=list)
@@ -200,6 +208,7 @@ class IndexState:
     file_stats: dict[str, FileStat] = field(default_factory=dict)
     dimension: int | None = None
     candidates: CandidateSource | None = None
+    sentences: SentenceVectors | None = None
 
     @property
     def searchable(self) -> bool:
@@ -250,9 +259,11 @@ class IndexState:
         ]
 
     def fingerprint(self) -> tuple[Any, ...]:
-        """Everything a save would write differently: documents, names and file stats."""
+        """Everything a save would write differently: documents, names, file stats and
+        the sentence vectors kept."""
         docs = tuple((d.document.source, d.document.sha256, tuple(d.aliases)) for d in self.docs)
-        return docs, tuple(sorted(self.file_stats.items()))
+        sentences = None if self.sentences is None else len(self.sentences)
+        return docs, tuple(sorted(self.file_stats.items())), sentences
 
     def rebuild_search(self, sparse: SparseSettings, dense: DenseIndex | None = None) -> None:
         """Recompute ``row_doc`` and build the dense and keyword structures over the rows."""

@@ -8,6 +8,8 @@ On disk an index is a directory::
                                page_ocr (per page: OCR confidence, or null for a text layer)
     gen-<id>/chunks.jsonl      one chunk per line: document row, start, end, page, section
     gen-<id>/vectors.npy       float32 (chunks x dimension), row i is chunk i
+    gen-<id>/sentence_keys.npy     uint8 (sentences x 16): digest of each answering sentence
+    gen-<id>/sentence_vectors.npy  float16 (sentences x dimension), see ``tpd_qa.sentences``
     gen-<id>/files.jsonl       size, times and inode of each hashed corpus file (skip re-hashing)
     gen-<id>/dense.faiss       FAISS graph index (only for large collections)
     gen-<id>/sparse/           BM25 matrices (.npy) and vocabulary (.json)
@@ -56,6 +58,7 @@ from tpd_qa.index.folder import (
 )
 from tpd_qa.index.state import FileStat, IndexSettings, IndexState, Snapshot, StoredDocument, now
 from tpd_qa.records import Chunk, Document
+from tpd_qa.sentences import SentenceVectors
 from tpd_qa.sparse import SparseIndex, SparseSettings
 from tpd_qa.version import __version__
 
@@ -192,6 +195,7 @@ class DirectoryStore:
                 chunker=ChunkerSettings(**manifest["chunker"]),
                 sparse=SparseSettings(**manifest["sparse"]),
                 extraction=int(manifest.get("extraction", 1)),  # 1: before it was recorded
+                sentences=bool(manifest.get("sentences", True)),  # before: on from now
             )
         except (TypeError, ValueError) as exc:
             raise IndexMismatchError(
@@ -270,6 +274,7 @@ def _manifest(snapshot: Snapshot, generation: str, files: dict[str, Any]) -> dic
         "chunker": settings.chunker.to_dict(),
         "sparse": settings.sparse.to_dict(),
         "extraction": settings.extraction,
+        "sentences": settings.sentences,
         "dense": {"kind": kind},
         "counts": {"documents": len(state.docs), "chunks": len(state.chunks)},
         "documents": [
@@ -300,6 +305,8 @@ def _write_generation(staging: Path, state: IndexState, *, search_files: bool = 
     )
     with open(staging / "vectors.npy", "wb") as handle:
         np.save(handle, state.vectors, allow_pickle=False)
+    if state.sentences is not None:
+        state.sentences.save(staging)
     _write_jsonl(
         staging / "files.jsonl",
         ({"source": source, **asdict(stat)} for source, stat in state.file_stats.items()),
@@ -357,6 +364,12 @@ def _read_generation(
         stats = {
             str(record.pop("source")): FileStat(**record) for record in _read_jsonl(stats_file)
         }
+    sentences = SentenceVectors.load(generation)
+    if sentences is not None and sentences.dimension != dimension:
+        raise IndexCorruptError(
+            f"sentence vectors have dimension {sentences.dimension}, expected {dimension}",
+            remedy="rebuild_full",
+        )
     state = IndexState(
         docs=docs,
         chunks=chunks,
@@ -364,6 +377,7 @@ def _read_generation(
         row_doc=np.asarray(row_doc, dtype=np.int64),
         file_stats=stats,
         dimension=dimension,
+        sentences=sentences,
     )
     if manifest["dense"]["kind"] == "none":  # searched elsewhere: no local structures
         return state

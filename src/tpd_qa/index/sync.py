@@ -32,6 +32,7 @@ from tpd_qa.index.executor import (
     Prepared,
     ProgressCallback,
     Work,
+    embed_in_order,
     embed_prepared,
     make_chunker,
     progress_bar,
@@ -46,6 +47,7 @@ from tpd_qa.index.state import (
 )
 from tpd_qa.ingest import OcrOptions, content_hash, discover, read_file
 from tpd_qa.records import BuildReport, Chunk, Document, FileOutcome
+from tpd_qa.sentences import SentenceVectors, sentences_of
 from tpd_qa.sparse import SparseSettings
 
 __all__ = ["ProgressCallback", "Syncer", "make_chunker"]
@@ -74,6 +76,8 @@ class Syncer:
     #: How scanned pages are read (None: with Tesseract, no cache).
     ocr: OcrOptions | None = None
     executor: Executor | None = None
+    #: Keep a vector of every answering sentence (:mod:`tpd_qa.sentences`).
+    sentences: bool = True
 
     def _ocr_options(self) -> OcrOptions:
         options = self.ocr or OcrOptions()
@@ -118,7 +122,7 @@ class Syncer:
             (StoredDocument(document, 0, len(item.chunks), now()), item)
             for document, item in zip(documents_kept, prepared, strict=True)
         ]
-        return self._assemble(empty, [], pending)
+        return self._with_sentences(empty, self._assemble(empty, [], pending))[0]
 
     def update(
         self,
@@ -206,12 +210,55 @@ class Syncer:
             state = replace(state, dimension=work.dimension)
         following = self._assemble(state, kept, pending)
         following.file_stats = stats
+        following, report.embedded_sentences = self._with_sentences(state, following, full=full)
         report.documents = len(following.docs)
         report.chunks = len(following.chunks)
         report.embedded_chunks = work.embedded
         report.outcomes.sort(key=lambda o: (o.source, o.status))
         report.seconds = time.perf_counter() - started
         return following, report
+
+    def _with_sentences(
+        self, before: IndexState, after: IndexState, *, full: bool = False
+    ) -> tuple[IndexState, int]:
+        """``after`` with the vectors of exactly its rows' answering sentences.
+
+        Sentences ``before`` already holds keep their vectors (unless ``full``); only new
+        ones are embedded. Rows unchanged since ``before`` (the same chunk list) keep its
+        store as it is. Without :attr:`sentences`, ``after`` holds none.
+        """
+        store: SentenceVectors | None = None
+        embedded = 0
+        if not self.sentences or not after.chunks:
+            store = None
+        elif after.chunks is before.chunks and before.sentences is not None and not full:
+            store = before.sentences
+        else:
+            texts = [sentence for chunk in after.chunks for sentence in sentences_of(chunk.text)]
+            embedder = self.embedder()
+            previous = before.sentences if before.sentences is not None and not full else None
+            store, embedded = (previous or SentenceVectors.empty(embedder.dimension)).updated(
+                texts, self._embed_sentences
+            )
+        return replace(after, sentences=store), embedded
+
+    def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed sentence ``texts`` (longest first, in batches) with progress."""
+        embedder = self.embedder()
+        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+        bar = progress_bar(len(texts), self.progress, "Embedding sentences", "sentence")
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if self.on_progress:
+                self.on_progress("sentences", done, len(texts))
+
+        embed_in_order(embedder, texts, range(len(texts)), out, on_batch=advance)
+        bar.close()
+        return out
 
     def _work(self, jobs: Sequence[Job], reusable: dict[bytes, int]) -> Work:
         executor = self.executor or LocalExecutor(

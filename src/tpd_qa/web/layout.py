@@ -394,7 +394,9 @@ def gradio_progress(progress: Any) -> Callable[[str, int, int], None]:
             progress(
                 (done, total),
                 desc=STAGE_NAMES.get(stage, stage),
-                unit={"scanning": "files", "ocr": "pages"}.get(stage, "passages"),
+                unit={"scanning": "files", "ocr": "pages", "sentences": "sentences"}.get(
+                    stage, "passages"
+                ),
             )
 
     return report

@@ -39,6 +39,7 @@ STAGE_NAMES: Final = {
     "scanning": "Reading files",
     "ocr": "Reading scanned pages (OCR)",
     "embedding": "Embedding passages",
+    "sentences": "Embedding sentences",
 }
 #: A build progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]

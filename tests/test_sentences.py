@@ -1,0 +1,217 @@
+"""Sentence vectors: the content-addressed store, how updates fill it, how search uses it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import CountingEmbedder
+from tpd_qa.embedding import HashEmbedder
+from tpd_qa.errors import IndexCorruptError
+from tpd_qa.index import Index, IndexSettings
+from tpd_qa.records import Document
+from tpd_qa.sentences import SentenceVectors, sentences_of
+from tpd_qa.text import answer_spans, text_key
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    return HashEmbedder(16).embed_batch(texts)
+
+
+def test_answer_spans_leave_out_heading_lines_unless_nothing_else() -> None:
+    text = "# Fusion\n\nJT-60SA is in Naka. It is large."
+    assert [text[s:e] for s, e in answer_spans(text)] == ["JT-60SA is in Naka.", "It is large."]
+    assert sentences_of("# Only a heading") == ["# Only a heading"]
+    assert sentences_of("") == [""]
+
+
+def test_update_embeds_each_new_sentence_once_and_drops_unused_ones() -> None:
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return _embed(texts)
+
+    store, embedded = SentenceVectors.empty(16).updated(["a b.", "c d.", "a b."], embed)
+    assert embedded == 2 and calls == [["a b.", "c d."]] and len(store) == 2
+    again, embedded = store.updated(["c d.", "e f."], embed)
+    assert embedded == 1 and calls[-1] == ["e f."]
+    assert len(again) == 2  # "a b." is no longer wanted
+    assert again.rows_of(["a b."]).size == 0
+    kept = again.rows_of(["c d."])
+    np.testing.assert_array_equal(again.vectors[kept], store.vectors[store.rows_of(["c d."])])
+    _, embedded = again.updated(["c d.", "e f."], embed)
+    assert embedded == 0 and len(calls) == 2  # nothing new: the embedder is not called
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(min_size=1, max_size=12), max_size=20),
+    st.lists(st.text(min_size=1, max_size=12), max_size=20),
+)
+def test_a_store_holds_exactly_the_wanted_sentences(first: list[str], second: list[str]) -> None:
+    store, embedded = SentenceVectors.empty(16).updated(first, _embed)
+    assert embedded == len(set(first)) == len(store)
+    store, embedded = store.updated(second, _embed)
+    assert embedded == len(set(second) - set(first))
+    assert {key.tobytes() for key in store.keys} == {text_key(s) for s in second}
+    for sentence in set(second):  # each stored vector is its own sentence's
+        row = store.rows_of([sentence])
+        expected = _embed([sentence])[0].astype(np.float16)
+        np.testing.assert_array_equal(store.vectors[row[0]], expected)
+
+
+def test_best_cosine_is_the_closest_sentence() -> None:
+    store, _ = SentenceVectors.empty(16).updated(["fusion magnets.", "lunar rovers."], _embed)
+    vector = _embed(["lunar rovers."])[0]
+    rows = store.rows_of(["fusion magnets.", "lunar rovers."])
+    assert store.best_cosine(vector, rows) == pytest.approx(1.0, abs=1e-3)
+    assert store.best_cosine(vector, rows[:0]) is None
+
+
+def test_save_and_load_mirror_each_other(tmp_path: Path) -> None:
+    store, _ = SentenceVectors.empty(16).updated(["one.", "two."], _embed)
+    store.save(tmp_path)
+    loaded = SentenceVectors.load(tmp_path)
+    assert loaded is not None
+    np.testing.assert_array_equal(loaded.keys, store.keys)
+    np.testing.assert_array_equal(loaded.vectors, store.vectors)
+    assert SentenceVectors.load(tmp_path / "missing") is None
+
+
+def _answering_sentences(index: Index) -> set[str]:
+    return {s for chunk in index.state.chunks for s in sentences_of(chunk.text)}
+
+
+def test_an_index_keeps_a_vector_of_every_answering_sentence(corpus: Path, tmp_path: Path) -> None:
+    embedder = CountingEmbedder()
+    index, report = Index.build(corpus, embedder=embedder)
+    store = index.state.sentences
+    assert store is not None
+    wanted = _answering_sentences(index)
+    assert {key.tobytes() for key in store.keys} == {text_key(s) for s in wanted}
+    assert report.embedded_sentences == len(wanted)
+    assert len(wanted) > len(index.state.chunks)
+
+    # saved and loaded with the index
+    index.save(tmp_path / "index")
+    loaded = Index.load(tmp_path / "index", embedder=HashEmbedder(64))
+    assert loaded.state.sentences is not None
+    np.testing.assert_array_equal(loaded.state.sentences.keys, store.keys)
+
+    # nothing changed: nothing embedded, the same store
+    embedder.reset()
+    report = index.update(corpus)
+    assert embedder.embedded == 0 and report.embedded_sentences == 0
+    assert index.state.sentences is store
+
+    # one new sentence in one file: that sentence alone is embedded
+    notes = corpus / "notes.md"
+    notes.write_text(
+        notes.read_text(encoding="utf-8") + "\nA brand new closing remark appears here.\n",
+        encoding="utf-8",
+    )
+    report = index.update(corpus)
+    assert report.embedded_sentences == 1
+    assert "A brand new closing remark appears here." in [t for b in embedder.batches for t in b]
+    assert {k.tobytes() for k in index.state.sentences.keys} == {
+        text_key(s) for s in _answering_sentences(index)
+    }
+
+
+def test_without_sentence_vectors_nothing_extra_is_embedded_and_search_still_works(
+    corpus: Path,
+) -> None:
+    embedder = CountingEmbedder()
+    index, report = Index.build(corpus, embedder=embedder, settings=IndexSettings(sentences=False))
+    assert index.state.sentences is None and report.embedded_sentences == 0
+    assert embedder.embedded == len(index.state.chunks)
+    assert index.search("Where is the JT-60SA tokamak?", 3)
+
+
+def test_an_index_saved_without_sentence_vectors_gains_them_on_update(
+    corpus: Path, tmp_path: Path
+) -> None:
+    index, _ = Index.build(corpus, embedder=HashEmbedder(64))
+    index.save(tmp_path / "index")
+    generation = next((tmp_path / "index").glob("gen-*"))
+    for name in SentenceVectors.files():  # as an index from before sentence vectors
+        (generation / name).unlink()
+    old = Index.load(tmp_path / "index", embedder=HashEmbedder(64), verify=False)
+    assert old.state.sentences is None
+    assert old.search("Where is the JT-60SA tokamak?", 3)  # ranks without the feature
+    report = old.update(corpus)
+    assert old.state.sentences is not None
+    assert report.embedded_sentences == len(_answering_sentences(old))
+    assert report.embedded_chunks == 0  # passages keep their vectors
+
+
+class _SentenceMinded:
+    """Passage vectors that mislead, sentence vectors that do not: 'target' sentences
+    point along the question, whole passages (with a header line) away from it."""
+
+    name = "sentence-minded"
+    dimension = 4
+    max_tokens = 254
+
+    def embed_batch(self, texts):  # type: ignore[no-untyped-def]
+        out = np.zeros((len(texts), 4), dtype=np.float32)
+        for row, text in enumerate(texts):
+            if text.startswith("QUESTION"):
+                out[row] = (1, 0, 0, 0)
+            elif "\n" in text:  # a passage's embedding text: header line + body
+                out[row] = (0.8, 0.6, 0, 0) if "decoy" in text else (0.6, 0, 0.8, 0)
+            elif "target" in text:
+                out[row] = (1, 0, 0, 0)
+            else:
+                out[row] = (0, 0, 0, 1)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_the_passage_with_the_best_sentence_ranks_first() -> None:
+    documents = [
+        Document(
+            source="a.txt",
+            title="a",
+            text="The target fact is stated here. Other words follow about gardens.",
+            kind="text",
+            sha256="a" * 64,
+        ),
+        Document(
+            source="b.txt",
+            title="b",
+            text="A decoy passage talks around it. Still nothing of note here.",
+            kind="text",
+            sha256="b" * 64,
+        ),
+    ]
+    embedder = _SentenceMinded()
+    index = Index.from_documents(documents, embedder=embedder)
+    assert index.state.sentences is not None
+    first = index.search("QUESTION zebra?", 2)[0]
+    assert first.source == "a.txt"
+    # the same index without its sentence vectors puts the decoy first
+    index._use(replace(index.state, sentences=None))
+    assert index.search("QUESTION zebra?", 2)[0].source == "b.txt"
+
+
+def test_sentence_vectors_are_files_of_the_generation(corpus: Path, tmp_path: Path) -> None:
+    index, _ = Index.build(corpus, embedder=HashEmbedder(64))
+    index.save(tmp_path / "index")
+    generation = next((tmp_path / "index").glob("gen-*"))
+    for name in SentenceVectors.files():
+        assert (generation / name).is_file()
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "index", copy)
+    (next(copy.glob("gen-*")) / SentenceVectors.files()[1]).write_bytes(b"damaged")
+    with pytest.raises(IndexCorruptError):
+        Index.load(copy, embedder=HashEmbedder(64))
