@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,7 @@ def test_index_prints_summary(workdir: Path, capsys: pytest.CaptureFixture[str])
     assert cli.main(["index", "--quiet"]) == cli.ExitStatus.OK
     out = capsys.readouterr().out
     assert "Full rebuild" in out and "no previous index" in out
+    assert re.search(r"\(\d+ embedded now, \d+ sentences\)", out)
     assert f"added     {SEED_NAME}" in out
     assert "3 added" in out and "0 skipped" in out
     assert (workdir / "index" / "manifest.json").is_file()

@@ -34,6 +34,8 @@ from tpd_qa.embedding import Embedder, HashEmbedder
 from tpd_qa.errors import ClusterError
 from tpd_qa.index import Index, IndexSettings
 from tpd_qa.index.cluster import RayExecutor
+from tpd_qa.index.sync import Syncer
+from tpd_qa.text import text_key
 
 # Starting Ray and its worker processes takes a while on a busy 2-core machine: in the
 # README's test command (which runs everything), not in the quick suite.
@@ -73,14 +75,19 @@ def big_corpus(corpus: Path) -> Path:
 
 
 def snapshot(index_dir: Path) -> tuple[list[object], list[object], np.ndarray, list[object]]:
-    """What an index on disk holds: documents, chunks, vectors, answers."""
+    """What an index on disk holds: documents, chunks, vectors (sentence vectors after the
+    passages', ordered by key), answers."""
     index = Index.load(index_dir)
+    store = index.state.sentences
+    assert store is not None
+    order = sorted(range(len(store)), key=lambda row: store.keys[row].tobytes())
     docs = [(d.source, d.sha256, d.chunks, d.duplicates) for d in index.documents()]
     answers = [
         [(p.source, p.page, p.section, p.start, p.end) for p in index.search(q, 5)]
         for q in QUESTIONS
     ]
-    return docs, index.chunks(), index.state.vectors, answers
+    vectors = np.concatenate([index.state.vectors, store.vectors[order].astype(np.float32)])
+    return docs, index.chunks(), vectors, answers
 
 
 def assert_same_index(left: Path, right: Path) -> None:
@@ -97,15 +104,29 @@ def statuses(report: api.BuildReport) -> list[tuple[str, str, str, int]]:
     return [(o.source, o.status, o.reason, o.chunks) for o in report.outcomes]
 
 
+_embed_sentences = Syncer._embed_sentences
+
+
+def _no_sentences_here(self: Syncer, texts: Sequence[str], made: dict[bytes, np.ndarray]) -> object:
+    """Syncer._embed_sentences, refusing to embed any sentence in this process."""
+    missing = [text for text in texts if text_key(text) not in made]
+    assert not missing, f"the driver would embed {len(missing)} of {len(texts)}: {missing[:3]}"
+    return _embed_sentences(self, texts, made)
+
+
 def test_ray_index_equals_single_process_and_updates_incrementally(
     big_corpus: Path, tmp_path: Path
 ) -> None:
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local = api.build_index(big_corpus, local_dir, model=MODEL)
-    distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local", ray_workers=2)
+    # the actors embed the sentences too: this (driver) process embeds none
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Syncer, "_embed_sentences", _no_sentences_here)
+        distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local", ray_workers=2)
     assert statuses(distributed) == statuses(local)
     assert ("broken.pdf", "skipped") in [(o.source, o.status) for o in distributed.outcomes]
     assert distributed.embedded_chunks == local.embedded_chunks == local.chunks > 20
+    assert distributed.embedded_sentences == local.embedded_sentences > local.chunks
     assert_same_index(local_dir, ray_dir)
 
     # second run: one file edited (one paragraph), one added, one removed
@@ -117,11 +138,14 @@ def test_ray_index_equals_single_process_and_updates_incrementally(
     (big_corpus / "new.txt").write_text("Quantum research talent exchange.\n", encoding="utf-8")
     (big_corpus / "extra-03.md").unlink()
     local = api.build_index(big_corpus, local_dir, model=MODEL)
-    distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Syncer, "_embed_sentences", _no_sentences_here)
+        distributed = api.build_index(big_corpus, ray_dir, model=MODEL, ray="local")
     assert statuses(distributed) == statuses(local)
     changed = {o.source for o in distributed.outcomes if o.status in ("changed", "added")}
     assert changed == {"notes.md", "new.txt"}
     assert 0 < distributed.embedded_chunks == local.embedded_chunks < 5
+    assert 0 < distributed.embedded_sentences == local.embedded_sentences < 5
     assert_same_index(local_dir, ray_dir)
 
 
@@ -248,6 +272,7 @@ def test_work_travels_to_actors_and_back_as_json_and_bytes(tmp_path: Path) -> No
         _job_record,
         _prepared_from_record,
         _prepared_record,
+        _sentences_from_record,
     )
     from tpd_qa.index.executor import Job, Prepared
     from tpd_qa.ingest import OcrOptions
@@ -275,11 +300,21 @@ def test_work_travels_to_actors_and_back_as_json_and_bytes(tmp_path: Path) -> No
         Chunk(document.sha256, 25, 34, text[25:34], 2, None),
     ]
     vectors = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
-    back = _prepared_from_record(
-        *_prepared_record(Prepared(document.source, document, chunks, vectors))
+    # new sentence vectors travel with the first document that has the sentence, once
+    first = text_key("量子 cooperation.")
+    new = {first: np.ones(3, np.float32) / 3, b"x" * 16: np.zeros(3, np.float32)}
+    record, data, sentence_data = _prepared_record(
+        Prepared(document.source, document, chunks, vectors), new
     )
+    back = _prepared_from_record(record, data)
     assert back.document == document and back.document.notes == document.notes
     assert back.chunks == chunks and back.reason == ""
     assert back.vectors is not None and np.array_equal(back.vectors, vectors)
-    failed = _prepared_from_record(*_prepared_record(Prepared("bad.pdf", reason="encrypted PDF")))
-    assert failed == Prepared("bad.pdf", reason="encrypted PDF")
+    sentences = _sentences_from_record(record, sentence_data)
+    assert list(sentences) == [first] and np.array_equal(
+        sentences[first], np.ones(3, np.float32) / 3
+    )
+    assert list(new) == [b"x" * 16]  # taken out: no other document sends it again
+    record, data, sentence_data = _prepared_record(Prepared("bad.pdf", reason="encrypted PDF"), {})
+    assert _prepared_from_record(record, data) == Prepared("bad.pdf", reason="encrypted PDF")
+    assert _sentences_from_record(record, sentence_data) == {}

@@ -193,8 +193,10 @@ def test_render_documents_and_report() -> None:
         documents=2,
         chunks=5,
         embedded_chunks=3,
+        embedded_sentences=7,
     )
     shown = views.render_report(report)
+    assert "(3 embedded now, 7 sentences)" in shown
     assert "Incremental update" in shown and "1 skipped" in shown and "1 added" in shown
     assert "no text layer &lt;scanned?&gt;" in shown and "same.txt" not in shown
 

@@ -133,9 +133,11 @@ def report_lines(report: BuildReport, corpus: Path, index_dir: Path) -> list[str
         reason = f" - {visible(outcome.reason)}" if outcome.reason else ""
         lines.append(f"  {outcome.status:<9} {visible(outcome.source)}{detail}{reason}")
     counts = ", ".join(f"{n} {name}" for name, n in report.counts().items())
+    sentences = f", {report.embedded_sentences} sentences" if report.embedded_sentences else ""
     lines.append(
         f"{report.documents} documents, {report.chunks} chunks "
-        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f} s. {counts}."
+        f"({report.embedded_chunks} embedded now{sentences}) in {report.seconds:.1f} s. "
+        f"{counts}."
     )
     return lines
 

@@ -43,6 +43,7 @@ from tpd_qa.index.executor import (
     Prepared,
     ProgressCallback,
     Work,
+    embed_new_sentences,
     embed_prepared,
     make_chunker,
     prepare,
@@ -51,6 +52,7 @@ from tpd_qa.index.executor import (
 )
 from tpd_qa.ingest import OcrOptions
 from tpd_qa.records import Chunk, Document
+from tpd_qa.sentences import sentences_of
 
 __all__ = ["RayExecutor", "check_address"]
 
@@ -111,13 +113,19 @@ class RayExecutor:
         if self.batch_size < 1:
             raise ConfigError(f"Ray batch size must be at least 1, got {self.batch_size}")
 
-    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+    def run(
+        self,
+        jobs: Sequence[Job],
+        known: Collection[bytes],
+        sentences: Collection[bytes] | None = None,
+    ) -> Work:
         if not jobs:
             return Work([])
         ray = _import_ray()
+        known_sentences = None if sentences is None else frozenset(sentences)
         with _connected(ray, self.address, self.connect_timeout, self.workers):
             try:
-                prepared = self._pipeline(ray, jobs, frozenset(known))
+                prepared, vectors = self._pipeline(ray, jobs, frozenset(known), known_sentences)
             except (ClusterError, KeyboardInterrupt):
                 raise
             except Exception as exc:
@@ -129,9 +137,15 @@ class RayExecutor:
         dimension = next(
             (item.vectors.shape[1] for item in prepared if item.vectors is not None), None
         )
-        return Work(prepared, embedded, dimension)
+        return Work(prepared, embedded, dimension, vectors)
 
-    def _pipeline(self, ray: Any, jobs: Sequence[Job], known: frozenset[bytes]) -> list[Prepared]:
+    def _pipeline(
+        self,
+        ray: Any,
+        jobs: Sequence[Job],
+        known: frozenset[bytes],
+        sentences: frozenset[bytes] | None,
+    ) -> tuple[list[Prepared], dict[bytes, np.ndarray]]:
         from ray.data import DataContext
 
         context = DataContext.get_current()
@@ -152,6 +166,7 @@ class RayExecutor:
                     "model": self.model,
                     "chunker": self.chunker,
                     "known": known,
+                    "sentences": sentences,
                     "factory": self.embedder_factory,
                 },
                 batch_size=self.batch_size,
@@ -162,9 +177,11 @@ class RayExecutor:
                 max_task_retries=self.retries,
             )
         results: list[Prepared | None] = [None] * len(jobs)
+        vectors: dict[bytes, np.ndarray] = {}
         bar = progress_bar(len(jobs), self.progress, "Indexing on Ray", "doc")
         for done, row in enumerate(dataset.iter_rows(), start=1):
             results[int(row["number"])] = _prepared_from_record(row["result"], row["vectors"])
+            vectors.update(_sentences_from_record(row["result"], row["sentences"]))
             bar.update(1)
             if self.on_progress:
                 self.on_progress("embedding", done, len(jobs))
@@ -172,32 +189,39 @@ class RayExecutor:
         missing = [jobs[n].source for n, item in enumerate(results) if item is None]
         if missing:
             raise ClusterError(f"the Ray pipeline returned no result for {missing[0]}")
-        return [item for item in results if item is not None]
+        return [item for item in results if item is not None], vectors
 
 
 class _DocumentWorker:
-    """One actor of the pool: loads the model once, then reads, chunks and embeds batches."""
+    """One actor of the pool: loads the model once, then reads, chunks and embeds batches
+    (passages, and the new answering sentences when the index keeps sentence vectors)."""
 
     def __init__(
         self,
         model: str,
         chunker: ChunkerSettings,
         known: frozenset[bytes],
+        sentences: frozenset[bytes] | None,
         factory: Callable[[str], Embedder],
     ) -> None:
         self.embedder = factory(model)
         self.chunker = make_chunker(chunker, self.embedder)
         self.known = known
+        self.sentences = sentences
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         jobs = [_job_from_record(str(record)) for record in batch["job"]]
         prepared = [prepare(job, self.chunker) for job in jobs]
         embed_prepared(self.embedder, prepared, self.known)
-        records = [_prepared_record(item) for item in prepared]
+        new: dict[bytes, np.ndarray] = {}
+        if self.sentences is not None:
+            new = embed_new_sentences(self.embedder, prepared, self.sentences)
+        records = [_prepared_record(item, new) for item in prepared]
         return {
             "number": [int(n) for n in batch["number"]],
-            "result": [record for record, _vectors in records],
-            "vectors": [vectors for _record, vectors in records],
+            "result": [record for record, _vectors, _sentences in records],
+            "vectors": [vectors for _record, vectors, _sentences in records],
+            "sentences": [sentences for _record, _vectors, sentences in records],
         }
 
 
@@ -234,10 +258,20 @@ def _job_from_record(text: str) -> Job:
     return Job(Path(record["path"]), record["source"], options)
 
 
-def _prepared_record(item: Prepared) -> tuple[str, bytes]:
-    """``item`` as JSON (document, chunk spans, vector shape) and its vectors' bytes."""
+def _prepared_record(
+    item: Prepared, new_sentences: dict[bytes, np.ndarray]
+) -> tuple[str, bytes, bytes]:
+    """``item`` as JSON (document, chunk spans, vector shape, keys of its new sentences),
+    its vectors' bytes and its new sentences' vectors' bytes. Each vector of
+    ``new_sentences`` travels once, with the first item that has the sentence (it is
+    taken out of the dictionary)."""
     document = item.document
     vectors = None if item.vectors is None else np.ascontiguousarray(item.vectors, np.float32)
+    sentences: dict[bytes, np.ndarray] = {}
+    for chunk in item.chunks:
+        for key in map(text_key, sentences_of(chunk.text)):
+            if key in new_sentences:
+                sentences[key] = new_sentences.pop(key)
     record = {
         "source": item.source,
         "reason": item.reason,
@@ -245,9 +279,15 @@ def _prepared_record(item: Prepared) -> tuple[str, bytes]:
         "notes": [] if document is None else list(document.notes),
         "chunks": [[c.start, c.end, c.page, c.section] for c in item.chunks],
         "shape": None if vectors is None else list(vectors.shape),
+        "sentence_keys": [key.hex() for key in sentences],
     }
+    sentence_bytes = b"".join(np.asarray(v, np.float32).tobytes() for v in sentences.values())
     # ASCII JSON: a lone surrogate in a text survives (Arrow strings must be UTF-8)
-    return json.dumps(record), b"" if vectors is None else vectors.tobytes()
+    return (
+        json.dumps(record),
+        b"" if vectors is None else vectors.tobytes(),
+        sentence_bytes,
+    )
 
 
 def _prepared_from_record(text: str, data: bytes) -> Prepared:
@@ -264,6 +304,15 @@ def _prepared_from_record(text: str, data: bytes) -> Prepared:
     if record["shape"] is not None:
         vectors = np.frombuffer(data, dtype=np.float32).reshape(record["shape"]).copy()
     return Prepared(record["source"], document, chunks, vectors, record["reason"])
+
+
+def _sentences_from_record(text: str, data: bytes) -> dict[bytes, np.ndarray]:
+    """The new sentences' vectors a worker sent with a prepared document, by key."""
+    keys = [bytes.fromhex(key) for key in json.loads(text)["sentence_keys"]]
+    if not keys:
+        return {}
+    vectors = np.frombuffer(data, dtype=np.float32).reshape(len(keys), -1)
+    return {key: vector.copy() for key, vector in zip(keys, vectors, strict=True)}
 
 
 def _size(job: Job) -> int:

@@ -24,6 +24,7 @@ from tpd_qa.errors import IngestError
 from tpd_qa.index.state import embedding_text
 from tpd_qa.ingest import OcrOptions, parse, read_file
 from tpd_qa.records import Chunk, Document
+from tpd_qa.sentences import sentences_of
 from tpd_qa.text import text_key
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ProgressCallback",
     "Work",
     "embed_in_order",
+    "embed_new_sentences",
     "make_chunker",
     "prepare",
     "text_key",
@@ -93,19 +95,32 @@ class Prepared:
 @dataclass(slots=True)
 class Work:
     """An executor's answer: one :class:`Prepared` per job (job order), how many chunk
-    texts it embedded, and the model's dimension (None only when there were no jobs)."""
+    texts it embedded, and the model's dimension (None only when there were no jobs).
+
+    ``sentences`` holds vectors of answering sentences (:mod:`tpd_qa.sentences`) the
+    executor embedded beside the passages, by :func:`text_key`; the caller embeds any
+    sentence it needs that is neither there nor already stored.
+    """
 
     prepared: list[Prepared]
     embedded: int = 0
     dimension: int | None = None
+    sentences: dict[bytes, np.ndarray] = field(default_factory=dict)
 
 
 class Executor(Protocol):
     """Reads, parses, chunks and embeds the files of a change set."""
 
-    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+    def run(
+        self,
+        jobs: Sequence[Job],
+        known: Collection[bytes],
+        sentences: Collection[bytes] | None = None,
+    ) -> Work:
         """A :class:`Prepared` per job; texts whose :func:`text_key` is in ``known``
-        are not embedded."""
+        are not embedded. ``sentences``: the keys of the sentence vectors the index
+        keeps (None: it keeps none); an executor that works elsewhere embeds the other
+        sentences of its documents there (``Work.sentences``)."""
         ...
 
 
@@ -164,13 +179,32 @@ def embed_prepared(
     return len(todo)
 
 
+def embed_new_sentences(
+    embedder: Embedder, prepared: Sequence[Prepared], known: Collection[bytes]
+) -> dict[bytes, np.ndarray]:
+    """Vectors of the answering sentences of ``prepared``'s chunks whose key is not in
+    ``known``, each distinct sentence once, by key."""
+    new: dict[bytes, str] = {}
+    for item in prepared:
+        for chunk in item.chunks:
+            for sentence in sentences_of(chunk.text):
+                key = text_key(sentence)
+                if key not in known:
+                    new.setdefault(key, sentence)
+    texts = list(new.values())
+    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    embed_in_order(embedder, texts, range(len(texts)), out)
+    return dict(zip(new, out, strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class LocalExecutor:
     """Does the work in this process: parse and chunk every job, then embed every new
     text, longest first, in batches of :data:`EMBED_BATCH`.
 
     ``embedder`` and ``chunker`` are created on first need, so a change set of files
-    that all fail to parse loads no model.
+    that all fail to parse loads no model. Sentences are left to the caller (the same
+    process: it embeds them with its own progress stage).
     """
 
     embedder: Callable[[], Embedder]
@@ -178,7 +212,12 @@ class LocalExecutor:
     progress: bool = False
     on_progress: ProgressCallback | None = None
 
-    def run(self, jobs: Sequence[Job], known: Collection[bytes]) -> Work:
+    def run(
+        self,
+        jobs: Sequence[Job],
+        known: Collection[bytes],
+        sentences: Collection[bytes] | None = None,
+    ) -> Work:
         if not jobs:
             return Work([])
         chunker = self.chunker()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -182,7 +182,12 @@ class Syncer:
             if not full and len(state.vectors)
             else {}
         )
-        work = self._work([job for job, _ in jobs], reusable)
+        # sentence vectors the executor need not make (None: the index keeps none)
+        kept_sentences: Collection[bytes] | None = None
+        if self.sentences:
+            store = None if full else state.sentences
+            kept_sentences = () if store is None else store.rows.keys()
+        work = self._work([job for job, _ in jobs], reusable, kept_sentences)
         pending: _Pending = []
         for (job, aliases), item in zip(jobs, work.prepared, strict=True):
             if item.document is None:
@@ -210,7 +215,9 @@ class Syncer:
             state = replace(state, dimension=work.dimension)
         following = self._assemble(state, kept, pending)
         following.file_stats = stats
-        following, report.embedded_sentences = self._with_sentences(state, following, full=full)
+        following, report.embedded_sentences = self._with_sentences(
+            state, following, full=full, made=work.sentences
+        )
         report.documents = len(following.docs)
         report.chunks = len(following.chunks)
         report.embedded_chunks = work.embedded
@@ -219,13 +226,20 @@ class Syncer:
         return following, report
 
     def _with_sentences(
-        self, before: IndexState, after: IndexState, *, full: bool = False
+        self,
+        before: IndexState,
+        after: IndexState,
+        *,
+        full: bool = False,
+        made: dict[bytes, np.ndarray] | None = None,
     ) -> tuple[IndexState, int]:
         """``after`` with the vectors of exactly its rows' answering sentences.
 
-        Sentences ``before`` already holds keep their vectors (unless ``full``); only new
-        ones are embedded. Rows unchanged since ``before`` (the same chunk list) keep its
-        store as it is. Without :attr:`sentences`, ``after`` holds none.
+        Sentences ``before`` already holds keep their vectors (unless ``full``); new ones
+        take the vectors the executor ``made`` (by key), and the rest are embedded here.
+        Rows unchanged since ``before`` (the same chunk list) keep its store as it is.
+        Without :attr:`sentences`, ``after`` holds none. Returns the state and how many
+        sentences were new.
         """
         store: SentenceVectors | None = None
         embedded = 0
@@ -235,18 +249,26 @@ class Syncer:
             store = before.sentences
         else:
             texts = [sentence for chunk in after.chunks for sentence in sentences_of(chunk.text)]
-            embedder = self.embedder()
+            dimension = after.dimension or self.embedder().dimension
             previous = before.sentences if before.sentences is not None and not full else None
-            store, embedded = (previous or SentenceVectors.empty(embedder.dimension)).updated(
-                texts, self._embed_sentences
+            store, embedded = (previous or SentenceVectors.empty(dimension)).updated(
+                texts, lambda new: self._embed_sentences(new, made or {})
             )
         return replace(after, sentences=store), embedded
 
-    def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed sentence ``texts`` (longest first, in batches) with progress."""
+    def _embed_sentences(self, texts: Sequence[str], made: dict[bytes, np.ndarray]) -> np.ndarray:
+        """Vectors of sentence ``texts``: those an executor ``made``, the others embedded
+        here (longest first, in batches) with progress."""
+        keys = [text_key(text) for text in texts]
+        todo = [number for number, key in enumerate(keys) if key not in made]
+        if not todo:  # the executor made them all: no model needed in this process
+            return np.stack([made[key] for key in keys]).astype(np.float32)
         embedder = self.embedder()
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        bar = progress_bar(len(texts), self.progress, "Embedding sentences", "sentence")
+        for number, key in enumerate(keys):
+            if key in made:
+                out[number] = made[key]
+        bar = progress_bar(len(todo), self.progress, "Embedding sentences", "sentence")
         done = 0
 
         def advance(count: int) -> None:
@@ -254,17 +276,19 @@ class Syncer:
             done += count
             bar.update(count)
             if self.on_progress:
-                self.on_progress("sentences", done, len(texts))
+                self.on_progress("sentences", done, len(todo))
 
-        embed_in_order(embedder, texts, range(len(texts)), out, on_batch=advance)
+        embed_in_order(embedder, texts, todo, out, on_batch=advance)
         bar.close()
         return out
 
-    def _work(self, jobs: Sequence[Job], reusable: dict[bytes, int]) -> Work:
+    def _work(
+        self, jobs: Sequence[Job], reusable: dict[bytes, int], sentences: Collection[bytes] | None
+    ) -> Work:
         executor = self.executor or LocalExecutor(
             self.embedder, self.chunker, self.progress, self.on_progress
         )
-        work = executor.run(jobs, reusable.keys())
+        work = executor.run(jobs, reusable.keys(), sentences)
         if len(work.prepared) != len(jobs):  # an executor's bug, not the user's
             raise RuntimeError(f"executor returned {len(work.prepared)} of {len(jobs)} jobs")
         return work

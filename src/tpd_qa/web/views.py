@@ -377,10 +377,13 @@ def render_report(report: BuildReport) -> str:
         if rows
         else '<p class="tq-muted">No file changed since the last build.</p>'
     )
+    sentences = (
+        f", {_plural(report.embedded_sentences, 'sentence')}" if report.embedded_sentences else ""
+    )
     return (
         f'<div class="tq-report" data-state="report"><p><strong>{headline}</strong>{reason}: '
         f"{_plural(report.documents, 'document')}, {_plural(report.chunks, 'passage')} "
-        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f} s.</p>"
+        f"({report.embedded_chunks} embedded now{sentences}) in {report.seconds:.1f} s.</p>"
         f'<ul class="tq-chips">{chips}</ul>{table}</div>'
     )
 
