@@ -1,6 +1,6 @@
 """End to end: ``tpd-qa index`` on a cold index against a plain pipeline, alternating, one run.
 
-    .venv/bin/python bench/bench_indexing.py [--docs 600] [--rounds 3]
+    .venv/bin/python bench/bench_indexing.py [--docs 600] [--rounds 3] [--baseline no-sentences]
 
 The first ``--docs`` SciFact abstracts are written as text files (title, blank line,
 abstract). Each round runs, as fresh processes (interpreter start, imports and model load
@@ -12,8 +12,9 @@ included), in alternating order:
 * **tpd-qa**: ``python -m tpd_qa index --full --quiet`` into an empty index folder
   (parse, chunk, embed at the precision chosen for this CPU, BM25, FAISS, save).
 
-Prints documents/s and source tokens/s (model tokens of the documents) per round and
-side, the per-round ratio's range and median, and for tpd-qa the amplification
+``--baseline no-sentences`` replaces the plain pipeline by ``tpd-qa index --no-sentences``
+(what the sentence vectors cost). Prints documents/s and source tokens/s (model tokens of
+the documents) per round and side, the per-round ratio's range and median, and for tpd-qa the amplification
 (characters of all passages ÷ characters of the documents) and tokens embedded ÷ source
 tokens (title/section headers included). Writes bench/results/indexing.json.
 """
@@ -93,6 +94,12 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline",
+        choices=["plain", "no-sentences"],
+        default="plain",
+        help="what tpd-qa is timed against (default: the plain float32 pipeline)",
+    )
     args = parser.parse_args()
     if args.plain:
         plain_pipeline(args.plain)
@@ -111,19 +118,24 @@ def main() -> int:
             texts.append(document.text + "\n")
         embedder = SentenceTransformerEmbedder()
         source_tokens = sum(embedder.count_tokens(t) for t in texts)
-        sides = {
-            "plain": [sys.executable, str(Path(__file__).resolve()), "--plain", str(corpus)],
-            "tpd-qa": [sys.executable, "-m", "tpd_qa", "index", "--full", "--quiet"],
-        }
+        tpd_qa = [sys.executable, "-m", "tpd_qa", "index", "--full", "--quiet"]
+        baseline = (
+            [sys.executable, str(Path(__file__).resolve()), "--plain", str(corpus)]
+            if args.baseline == "plain"
+            else [*tpd_qa, "--no-sentences"]
+        )
+        sides = {args.baseline: baseline, "tpd-qa": tpd_qa}
         seconds: dict[str, list[float]] = {side: [] for side in sides}
         index_folder = Path(scratch) / "index"
         for number in range(args.rounds):
             order = list(sides) if number % 2 == 0 else list(reversed(sides))
             for side in order:
                 command = sides[side]
-                if side == "tpd-qa":
-                    index_folder = Path(scratch) / f"index-{number}"
-                    command = [*command, "--corpus", str(corpus), "--index", str(index_folder)]
+                if command[:3] == tpd_qa[:3]:
+                    folder = Path(scratch) / f"index-{side}-{number}"
+                    if side == "tpd-qa":
+                        index_folder = folder
+                    command = [*command, "--corpus", str(corpus), "--index", str(folder)]
                 seconds[side].append(_timed(command, env))
             print(
                 f"round {number + 1}: "
@@ -131,7 +143,7 @@ def main() -> int:
                 flush=True,
             )
         figures = _index_figures(index_folder, texts, embedder.count_tokens)
-    ratios = [p / t for p, t in zip(seconds["plain"], seconds["tpd-qa"], strict=True)]
+    ratios = [p / t for p, t in zip(seconds[args.baseline], seconds["tpd-qa"], strict=True)]
     table: dict[str, Any] = {}
     for side, values in seconds.items():
         rates = sorted(len(texts) / s for s in values)
@@ -146,11 +158,11 @@ def main() -> int:
         }
         low, mid, high = table[side]["docs_per_s_min_median_max"]
         print(
-            f"{side:<7} docs/s {low:.2f} / {mid:.2f} / {high:.2f} (min / median / max), "
+            f"{side:<12} docs/s {low:.2f} / {mid:.2f} / {high:.2f} (min / median / max), "
             f"source tokens/s {table[side]['source_tokens_per_s_median']} (median)"
         )
     print(
-        f"tpd-qa ÷ plain, per round: {min(ratios):.2f}–{max(ratios):.2f}×, "
+        f"tpd-qa ÷ {args.baseline}, per round: {min(ratios):.2f}–{max(ratios):.2f}×, "
         f"median {statistics.median(ratios):.2f}×"
     )
     print(
@@ -160,7 +172,7 @@ def main() -> int:
         f"{len(texts)} documents, {source_tokens} source tokens"
     )
     write_results(
-        "indexing",
+        "indexing" if args.baseline == "plain" else f"indexing_vs_{args.baseline}",
         {
             "documents": len(texts),
             "source_tokens": source_tokens,

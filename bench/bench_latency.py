@@ -61,8 +61,11 @@ def synthetic(
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
 
-def scaled_searcher(base: Searcher, size: int, embedder: Any, mix: bool = True) -> Searcher:
-    """A searcher over ``size`` chunks: real ones first, then noisy replicas (see module doc)."""
+def scaled_searcher(
+    base: Searcher, size: int, embedder: Any, mix: bool = True, sentences: bool = True
+) -> Searcher:
+    """A searcher over ``size`` chunks: real ones first, then noisy replicas (see module doc);
+    ``sentences`` False leaves out the sentence vectors (and the second stage's feature)."""
     rng = np.random.default_rng(size)
     real = base.state
     docs, chunks, parts = [], [], []
@@ -92,7 +95,7 @@ def scaled_searcher(base: Searcher, size: int, embedder: Any, mix: bool = True) 
         chunks=chunks,
         vectors=vectors,
         dimension=vectors.shape[1],
-        sentences=real.sentences,
+        sentences=real.sentences if sentences else None,
     )
     state.rebuild_search(base.sparse.settings)
     return Searcher(state, base.settings, QueryVectors(functools.partial(embed_queries, embedder)))
@@ -131,6 +134,12 @@ def main() -> int:
         help="timed texts: SciFact claims, or SQuAD train questions (which take the "
         "second stage's evidence measures)",
     )
+    parser.add_argument(
+        "--sentences",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="search with the sentence vectors (the default; --no-sentences: without)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     dataset = load_beir(SCIFACT, "train")
@@ -162,7 +171,9 @@ def main() -> int:
         gc.collect()
         before = _rss_mib()
         started = time.perf_counter()
-        searcher = scaled_searcher(base.searcher, size, real, mix=args.synthetic == "mix")
+        searcher = scaled_searcher(
+            base.searcher, size, real, mix=args.synthetic == "mix", sentences=args.sentences
+        )
         build_s = time.perf_counter() - started
         grown = _rss_mib() - before
         chunk_count = len(searcher.state.chunks)
