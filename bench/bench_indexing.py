@@ -14,9 +14,9 @@ included), in alternating order:
 
 ``--baseline no-sentences`` replaces the plain pipeline by ``tpd-qa index --no-sentences``
 (what the sentence vectors cost). Prints documents/s and source tokens/s (model tokens of
-the documents) per round and side, the per-round ratio's range and median, and for tpd-qa the amplification
-(characters of all passages ÷ characters of the documents) and tokens embedded ÷ source
-tokens (title/section headers included). Writes bench/results/indexing.json.
+the documents) per round and side, the per-round ratio's range and median, and for tpd-qa
+the amplification (characters of all passages ÷ characters of the documents) and tokens
+embedded ÷ source tokens (title/section headers included). Writes bench/results/indexing.json.
 """
 
 from __future__ import annotations
