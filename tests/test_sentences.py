@@ -179,20 +179,11 @@ class _SentenceMinded:
 
 def test_the_passage_with_the_best_sentence_ranks_first() -> None:
     documents = [
-        Document(
-            source="a.txt",
-            title="a",
-            text="The target fact is stated here. Other words follow about gardens.",
-            kind="text",
-            sha256="a" * 64,
-        ),
-        Document(
-            source="b.txt",
-            title="b",
-            text="A decoy passage talks around it. Still nothing of note here.",
-            kind="text",
-            sha256="b" * 64,
-        ),
+        Document(name, name, text, "text", name[0] * 64)
+        for name, text in (
+            ("a.txt", "The target fact is stated here. Other words follow about gardens."),
+            ("b.txt", "A decoy passage talks around it. Still nothing of note here."),
+        )
     ]
     embedder = _SentenceMinded()
     index = Index.from_documents(documents, embedder=embedder)
@@ -215,3 +206,14 @@ def test_sentence_vectors_are_files_of_the_generation(corpus: Path, tmp_path: Pa
     (next(copy.glob("gen-*")) / SentenceVectors.files()[1]).write_bytes(b"damaged")
     with pytest.raises(IndexCorruptError):
         Index.load(copy, embedder=HashEmbedder(64))
+
+
+def test_sentence_embedding_reports_its_own_progress_stage(corpus: Path) -> None:
+    events: list[tuple[str, int, int]] = []
+    _index, report = Index.build(
+        corpus, embedder=HashEmbedder(64), on_progress=lambda *event: events.append(event)
+    )
+    stages = [stage for stage, _done, _total in events]
+    assert stages.index("embedding") < stages.index("sentences")
+    last = [event for event in events if event[0] == "sentences"][-1]
+    assert last == ("sentences", report.embedded_sentences, report.embedded_sentences)

@@ -34,6 +34,7 @@ __all__ = [
     "LocalExecutor",
     "Prepared",
     "ProgressCallback",
+    "StageProgress",
     "Work",
     "embed_in_order",
     "embed_new_sentences",
@@ -225,25 +226,45 @@ class LocalExecutor:
         embedder = self.embedder()  # loaded by the chunker already (it counts tokens)
         if not any(item.chunks for item in prepared):
             return Work(prepared, 0, embedder.dimension)
-        bar: Any = None
-        done = 0
-        todo = 0
-
-        def start(count: int) -> None:
-            nonlocal bar, todo
-            todo = count
-            bar = progress_bar(count, self.progress, "Embedding", "chunk")
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            bar.update(count)
-            if self.on_progress:
-                self.on_progress("embedding", done, todo)
-
-        embedded = embed_prepared(embedder, prepared, known, on_batch=advance, total=start)
-        bar.close()
+        progress = StageProgress("embedding", self.progress, self.on_progress)
+        embedded = embed_prepared(
+            embedder, prepared, known, on_batch=progress.advance, total=progress.start
+        )
+        progress.close()
         return Work(prepared, embedded, embedder.dimension)
+
+
+#: How each stage's progress bar is labelled: (description, unit).
+_BARS = {"embedding": ("Embedding", "chunk"), "sentences": ("Embedding sentences", "sentence")}
+
+
+@dataclass(slots=True)
+class StageProgress:
+    """One build stage's progress: a tqdm bar (when ``enabled``) and ``callback``
+    (``on_progress(stage, done, total)``), both told the total once and each batch done."""
+
+    stage: str
+    enabled: bool = False
+    callback: ProgressCallback | None = None
+    total: int = 0
+    done: int = 0
+    bar: Any = None
+
+    def start(self, total: int) -> None:
+        description, unit = _BARS[self.stage]
+        self.total = total
+        self.bar = progress_bar(total, self.enabled, description, unit)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+        if self.callback:
+            self.callback(self.stage, self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def progress_bar(total: int, enabled: bool, desc: str, unit: str) -> Any:

@@ -31,11 +31,11 @@ from tpd_qa.index.executor import (
     LocalExecutor,
     Prepared,
     ProgressCallback,
+    StageProgress,
     Work,
     embed_in_order,
     embed_prepared,
     make_chunker,
-    progress_bar,
     text_key,
 )
 from tpd_qa.index.state import (
@@ -103,21 +103,9 @@ class Syncer:
                 prepared.append(Prepared(document.source, document, chunks))
         embedder = self.embedder()
         empty = IndexState(dimension=embedder.dimension)
-        bar = progress_bar(0, self.progress, "Embedding", "chunk")
-        done = 0
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            bar.update(count)
-            if self.on_progress:
-                self.on_progress("embedding", done, bar.total)
-
-        def start(count: int) -> None:
-            bar.total = count
-
-        embed_prepared(embedder, prepared, (), on_batch=advance, total=start)
-        bar.close()
+        progress = StageProgress("embedding", self.progress, self.on_progress)
+        embed_prepared(embedder, prepared, (), on_batch=progress.advance, total=progress.start)
+        progress.close()
         pending = [
             (StoredDocument(document, 0, len(item.chunks), now()), item)
             for document, item in zip(documents_kept, prepared, strict=True)
@@ -268,18 +256,10 @@ class Syncer:
         for number, key in enumerate(keys):
             if key in made:
                 out[number] = made[key]
-        bar = progress_bar(len(todo), self.progress, "Embedding sentences", "sentence")
-        done = 0
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            bar.update(count)
-            if self.on_progress:
-                self.on_progress("sentences", done, len(todo))
-
-        embed_in_order(embedder, texts, todo, out, on_batch=advance)
-        bar.close()
+        progress = StageProgress("sentences", self.progress, self.on_progress)
+        progress.start(len(todo))
+        embed_in_order(embedder, texts, todo, out, on_batch=progress.advance)
+        progress.close()
         return out
 
     def _work(
