@@ -68,7 +68,7 @@ def scaled_searcher(
     ``sentences`` False leaves out the sentence vectors (and the second stage's feature)."""
     rng = np.random.default_rng(size)
     real = base.state
-    docs, chunks, parts = [], [], []
+    docs, chunks, parts, sources = [], [], [], []
     rows = 0
     copy = 0
     while rows < size:
@@ -82,6 +82,7 @@ def scaled_searcher(
             docs.append(replace(stored, document=document, first_row=rows, chunks=take))
             first = stored.first_row
             chunks.extend(real.chunks[first : first + take])
+            sources.append(np.arange(first, first + take))
             vectors = real.vectors[first : first + take]
             if copy:
                 vectors = synthetic(vectors, real.vectors, rng, mix)
@@ -95,7 +96,11 @@ def scaled_searcher(
         chunks=chunks,
         vectors=vectors,
         dimension=vectors.shape[1],
-        sentences=real.sentences if sentences else None,
+        sentences=(
+            real.sentences.taken(np.concatenate(sources))
+            if sentences and real.sentences is not None
+            else None
+        ),
     )
     state.rebuild_search(base.sparse.settings)
     return Searcher(state, base.settings, QueryVectors(functools.partial(embed_queries, embedder)))

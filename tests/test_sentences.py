@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import IndexCorruptError
 from tpd_qa.index import Index, IndexSettings
 from tpd_qa.records import Document
-from tpd_qa.sentences import SentenceVectors, sentences_of
+from tpd_qa.sentences import SentenceVectors, chunk_sentences, sentences_of
 from tpd_qa.text import answer_spans, text_key
 
 
@@ -31,6 +32,17 @@ def test_answer_spans_leave_out_heading_lines_unless_nothing_else() -> None:
     assert sentences_of("") == [""]
 
 
+def _update(
+    store: SentenceVectors,
+    rows: list[list[str]],
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+) -> tuple[SentenceVectors, int]:
+    """``store`` updated for chunk rows holding these sentence texts."""
+    texts = {text_key(text): text for row in rows for text in row}
+    keys = [[text_key(text) for text in row] for row in rows]
+    return store.updated(keys, texts, embed or _embed)
+
+
 def test_update_embeds_each_new_sentence_once_and_drops_unused_ones() -> None:
     calls: list[list[str]] = []
 
@@ -38,58 +50,77 @@ def test_update_embeds_each_new_sentence_once_and_drops_unused_ones() -> None:
         calls.append(list(texts))
         return _embed(texts)
 
-    store, embedded = SentenceVectors.empty(16).updated(["a b.", "c d.", "a b."], embed)
+    store, embedded = _update(SentenceVectors.empty(16), [["a b.", "c d."], ["a b."]], embed)
     assert embedded == 2 and calls == [["a b.", "c d."]] and len(store) == 2
-    again, embedded = store.updated(["c d.", "e f."], embed)
+    assert store.chunk_rows == 2 and list(store.of_row(1)) == list(store.of_row(0)[:1])
+    again, embedded = _update(store, [["c d."], ["e f."]], embed)
     assert embedded == 1 and calls[-1] == ["e f."]
     assert len(again) == 2  # "a b." is no longer wanted
     assert again.rows_of(["a b."]).size == 0
     kept = again.rows_of(["c d."])
     np.testing.assert_array_equal(again.vectors[kept], store.vectors[store.rows_of(["c d."])])
-    _, embedded = again.updated(["c d.", "e f."], embed)
+    _, embedded = again.updated([again.keys_of_row(1), again.keys_of_row(0)], {}, embed)
     assert embedded == 0 and len(calls) == 2  # nothing new: the embedder is not called
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.text(min_size=1, max_size=12), max_size=20),
-    st.lists(st.text(min_size=1, max_size=12), max_size=20),
+    st.lists(st.lists(st.text(min_size=1, max_size=12), max_size=4), max_size=8),
+    st.lists(st.lists(st.text(min_size=1, max_size=12), max_size=4), max_size=8),
 )
-def test_a_store_holds_exactly_the_wanted_sentences(first: list[str], second: list[str]) -> None:
-    store, embedded = SentenceVectors.empty(16).updated(first, _embed)
-    assert embedded == len(set(first)) == len(store)
-    store, embedded = store.updated(second, _embed)
-    assert embedded == len(set(second) - set(first))
-    assert {key.tobytes() for key in store.keys} == {text_key(s) for s in second}
-    for sentence in set(second):  # each stored vector is its own sentence's
-        row = store.rows_of([sentence])
-        expected = _embed([sentence])[0].astype(np.float16)
-        np.testing.assert_array_equal(store.vectors[row[0]], expected)
+def test_a_store_maps_each_row_to_exactly_its_sentences(
+    first: list[list[str]], second: list[list[str]]
+) -> None:
+    store, embedded = _update(SentenceVectors.empty(16), first)
+    seen = {text for row in first for text in row}
+    assert embedded == len(seen) == len(store)
+    store, embedded = _update(store, second)
+    wanted = {text for row in second for text in row}
+    assert embedded == len(wanted - seen)
+    assert {key.tobytes() for key in store.keys} == {text_key(s) for s in wanted}
+    assert store.chunk_rows == len(second)
+    for number, row in enumerate(second):  # each row's sentences, in order, own vectors
+        assert store.keys_of_row(number) == [text_key(text) for text in row]
+        for sentence_row, text in zip(store.of_row(number), row, strict=True):
+            expected = _embed([text])[0].astype(np.float16)
+            np.testing.assert_array_equal(store.vectors[sentence_row], expected)
+    if second:  # rows taken again (replicas) keep their sentences
+        taken = store.taken(np.array([len(second) - 1] * 2))
+        assert taken.keys_of_row(1) == store.keys_of_row(len(second) - 1)
 
 
 def test_best_cosine_is_the_closest_sentence() -> None:
-    store, _ = SentenceVectors.empty(16).updated(["fusion magnets.", "lunar rovers."], _embed)
+    store, _ = _update(SentenceVectors.empty(16), [["fusion magnets.", "lunar rovers."]])
     vector = _embed(["lunar rovers."])[0]
-    rows = store.rows_of(["fusion magnets.", "lunar rovers."])
-    assert store.best_cosine(vector, rows) == pytest.approx(1.0, abs=1e-3)
-    assert store.best_cosine(vector, rows[:0]) is None
+    assert store.best_cosine(vector, store.of_row(0)) == pytest.approx(1.0, abs=1e-3)
+    assert store.best_cosine(vector, store.of_row(0)[:0]) is None
 
 
 def test_save_and_load_mirror_each_other(tmp_path: Path) -> None:
-    store, _ = SentenceVectors.empty(16).updated(["one.", "two."], _embed)
+    store, _ = _update(SentenceVectors.empty(16), [["one.", "two."], [], ["two."]])
     store.save(tmp_path)
     loaded = SentenceVectors.load(tmp_path)
     assert loaded is not None
-    np.testing.assert_array_equal(loaded.keys, store.keys)
-    np.testing.assert_array_equal(loaded.vectors, store.vectors)
+    for name in ("keys", "vectors", "offsets", "index"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(store, name))
     assert SentenceVectors.load(tmp_path / "missing") is None
+
+
+def test_a_mapping_that_points_outside_the_store_is_refused() -> None:
+    store, _ = _update(SentenceVectors.empty(16), [["one."]])
+    with pytest.raises(ValueError, match="does not hold"):
+        SentenceVectors(store.keys, store.vectors, np.array([0, 1]), np.array([5]))
+    with pytest.raises(ValueError, match="offsets"):
+        SentenceVectors(store.keys, store.vectors, np.array([0, 2]), np.array([0]))
 
 
 def _answering_sentences(index: Index) -> set[str]:
     return {s for chunk in index.state.chunks for s in sentences_of(chunk.text)}
 
 
-def test_an_index_keeps_a_vector_of_every_answering_sentence(corpus: Path, tmp_path: Path) -> None:
+def test_an_index_keeps_a_vector_of_every_answering_sentence(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     embedder = CountingEmbedder()
     index, report = Index.build(corpus, embedder=embedder)
     store = index.state.sentences
@@ -117,7 +148,16 @@ def test_an_index_keeps_a_vector_of_every_answering_sentence(corpus: Path, tmp_p
         notes.read_text(encoding="utf-8") + "\nA brand new closing remark appears here.\n",
         encoding="utf-8",
     )
+    split: list[str] = []  # passages split into sentences: only the changed file's
+
+    def counting(text: str) -> tuple[list[bytes], dict[bytes, str]]:
+        split.append(text)
+        return chunk_sentences(text)
+
+    monkeypatch.setattr("tpd_qa.index.sync.chunk_sentences", counting)
     report = index.update(corpus)
+    notes_id = index.document("notes.md").sha256
+    assert split == [chunk.text for chunk in index.chunks() if chunk.doc_id == notes_id]
     assert report.embedded_sentences == 1
     assert "A brand new closing remark appears here." in [t for b in embedder.batches for t in b]
     assert {k.tobytes() for k in index.state.sentences.keys} == {

@@ -26,7 +26,6 @@ from tpd_qa.modes import Mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import Passage
 from tpd_qa.reranking import Reranker
-from tpd_qa.sentences import sentences_of
 from tpd_qa.sparse import SparseIndex
 
 __all__ = ["LocalCandidates", "QueryVectors", "Ranked", "Scored", "Searcher"]
@@ -102,7 +101,6 @@ class Searcher:
         self.source: CandidateSource = state.candidates or LocalCandidates(state)
         self._span_rows: dict[tuple[str, int, int], int] | None = None
         self._evidence: Evidence | None = None
-        self._sentence_rows: dict[int, np.ndarray] = {}
         self.evidence_weights: EvidenceWeights = default_weights()
 
     @property
@@ -251,16 +249,9 @@ class Searcher:
         (a row with no stored sentence counts its passage cosine)."""
         store = self.state.sentences
         assert store is not None
-        found = self._sentence_rows
-        if len(found) > 50_000:  # the rows' sentence lists, cached for repeated candidates
-            found.clear()
         out = []
         for i, row in enumerate(rows):
-            sentence_rows = found.get(row)
-            if sentence_rows is None:
-                text = self.state.chunks[row].text
-                sentence_rows = found[row] = store.rows_of(sentences_of(text))
-            best = store.best_cosine(vector, sentence_rows)
+            best = store.best_cosine(vector, store.of_row(row))
             out.append(float(passage_cosines[i]) if best is None else best)
         return out
 

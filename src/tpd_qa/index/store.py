@@ -10,6 +10,8 @@ On disk an index is a directory::
     gen-<id>/vectors.npy       float32 (chunks x dimension), row i is chunk i
     gen-<id>/sentence_keys.npy     uint8 (sentences x 16): digest of each answering sentence
     gen-<id>/sentence_vectors.npy  float16 (sentences x dimension), see ``tpd_qa.sentences``
+    gen-<id>/sentence_offsets.npy  int64 (chunks + 1): chunk i's sentences are
+    gen-<id>/sentence_index.npy    int64 sentence rows index[offsets[i]:offsets[i + 1]]
     gen-<id>/files.jsonl       size, times and inode of each hashed corpus file (skip re-hashing)
     gen-<id>/dense.faiss       FAISS graph index (only for large collections)
     gen-<id>/sparse/           BM25 matrices (.npy) and vocabulary (.json)
@@ -365,9 +367,12 @@ def _read_generation(
             str(record.pop("source")): FileStat(**record) for record in _read_jsonl(stats_file)
         }
     sentences = SentenceVectors.load(generation)
-    if sentences is not None and sentences.dimension != dimension:
+    if sentences is not None and (
+        sentences.dimension != dimension or sentences.chunk_rows != len(chunks)
+    ):
         raise IndexCorruptError(
-            f"sentence vectors have dimension {sentences.dimension}, expected {dimension}",
+            f"sentence vectors of dimension {sentences.dimension} for {sentences.chunk_rows} "
+            f"chunks, expected {dimension} and {len(chunks)}",
             remedy="rebuild_full",
         )
     state = IndexState(

@@ -47,7 +47,7 @@ from tpd_qa.index.state import (
 )
 from tpd_qa.ingest import OcrOptions, content_hash, discover, read_file
 from tpd_qa.records import BuildReport, Chunk, Document, FileOutcome
-from tpd_qa.sentences import SentenceVectors, sentences_of
+from tpd_qa.sentences import SentenceVectors, chunk_sentences
 from tpd_qa.sparse import SparseSettings
 
 __all__ = ["ProgressCallback", "Syncer", "make_chunker"]
@@ -231,16 +231,29 @@ class Syncer:
         """
         store: SentenceVectors | None = None
         embedded = 0
+        previous = None if full else before.sentences
         if not self.sentences or not after.chunks:
             store = None
-        elif after.chunks is before.chunks and before.sentences is not None and not full:
-            store = before.sentences
+        elif after.chunks is before.chunks and previous is not None:
+            store = previous
         else:
-            texts = [sentence for chunk in after.chunks for sentence in sentences_of(chunk.text)]
+            # rows of documents kept from ``before`` take their sentences from its store;
+            # only new documents' passages are split into sentences
+            old_first = {d.document.sha256: d.first_row for d in before.docs} if previous else {}
+            chunk_keys: list[list[bytes]] = []
+            texts: dict[bytes, str] = {}
+            for stored in after.docs:
+                first = old_first.get(stored.document.sha256)
+                if previous is not None and first is not None:
+                    chunk_keys.extend(previous.keys_of_row(first + i) for i in range(stored.chunks))
+                    continue
+                for chunk in after.chunks[stored.first_row : stored.first_row + stored.chunks]:
+                    keys, found = chunk_sentences(chunk.text)
+                    chunk_keys.append(keys)
+                    texts.update(found)
             dimension = after.dimension or self.embedder().dimension
-            previous = before.sentences if before.sentences is not None and not full else None
             store, embedded = (previous or SentenceVectors.empty(dimension)).updated(
-                texts, lambda new: self._embed_sentences(new, made or {})
+                chunk_keys, texts, lambda new: self._embed_sentences(new, made or {})
             )
         return replace(after, sentences=store), embedded
 
