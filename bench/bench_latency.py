@@ -160,7 +160,8 @@ def main() -> int:
     print(f"base: {base.chunk_count} real chunks ({cache.misses} embedded now)", file=sys.stderr)
     store = base.state.sentences
     if store is not None:  # replicas share the real sentences: state the real index's cost
-        per_chunk = (store.vectors.nbytes + store.keys.nbytes) / base.chunk_count
+        stored = store.vectors.nbytes + store.keys.nbytes + store.offsets.nbytes
+        per_chunk = (stored + store.index.nbytes) / base.chunk_count
         print(
             f"sentence vectors: {len(store)} for {base.chunk_count} chunks, "
             f"{per_chunk:.0f} B/chunk in a real index",
