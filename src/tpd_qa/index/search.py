@@ -14,6 +14,7 @@ import numpy as np
 
 from tpd_qa.dense import DenseIndex
 from tpd_qa.evidence import (
+    FEATURES,
     Evidence,
     EvidenceWeights,
     default_weights,
@@ -34,6 +35,8 @@ __all__ = ["LocalCandidates", "QueryVectors", "Ranked", "Scored", "Searcher"]
 Scored = tuple[np.ndarray, np.ndarray]
 #: (row, score) pairs, best first.
 Ranked = list[tuple[int, float]]
+#: The column of the best sentence's cosine among the second stage's features.
+_SENTENCE_COSINE = FEATURES.index("sentence_cosine")
 
 
 class QueryVectors:
@@ -210,7 +213,7 @@ class Searcher:
         kind = query_kind(question)
         weights = self.evidence_weights.for_kind(kind)
         if self.state.sentences is None:
-            weights[5] = 0.0
+            weights[_SENTENCE_COSINE] = 0.0
         rows = np.fromiter((row for row, _score in ranked), dtype=np.int64, count=len(ranked))
         bm25_rows, bm25_scores = scored["bm25"][1], scored["bm25"][0]
         top = float(bm25_scores[0]) if len(bm25_scores) else 0.0
@@ -225,13 +228,14 @@ class Searcher:
         vector = self.query_vector(question)
         features[:, 0] = self.state.vectors[rows] @ vector
         head = rows[: self.evidence_weights.depth].tolist()
-        if weights[5] != 0.0:
-            features[: len(head), 5] = self.sentence_cosines(vector, head, features[:, 0])
-        if self.evidence_weights.cross_script != 1.0 and weights[[0, 5]].any():
+        if weights[_SENTENCE_COSINE] != 0.0:
+            cosines = self.sentence_cosines(vector, head, features[:, 0])
+            features[: len(head), _SENTENCE_COSINE] = cosines
+        if self.evidence_weights.cross_script != 1.0 and weights[[0, _SENTENCE_COSINE]].any():
             texts = [self.state.chunks[int(row)].text for row in rows]
             other = self.evidence.cjk_rows(rows.tolist(), texts) != (kind == "cjk")
             features[other, 0] *= self.evidence_weights.cross_script
-            features[other, 5] *= self.evidence_weights.cross_script
+            features[other, _SENTENCE_COSINE] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
         if weights[2:5].any():
             measured = self.evidence.measure(
