@@ -52,7 +52,7 @@ from tpd_qa.index.executor import (
 )
 from tpd_qa.ingest import OcrOptions
 from tpd_qa.records import Chunk, Document
-from tpd_qa.sentences import sentences_of
+from tpd_qa.sentences import chunk_sentences
 
 __all__ = ["RayExecutor", "check_address"]
 
@@ -269,7 +269,7 @@ def _prepared_record(
     vectors = None if item.vectors is None else np.ascontiguousarray(item.vectors, np.float32)
     sentences: dict[bytes, np.ndarray] = {}
     for chunk in item.chunks:
-        for key in map(text_key, sentences_of(chunk.text)):
+        for key in chunk_sentences(chunk.text)[0]:
             if key in new_sentences:
                 sentences[key] = new_sentences.pop(key)
     record = {

@@ -24,7 +24,7 @@ from tpd_qa.errors import IngestError
 from tpd_qa.index.state import embedding_text
 from tpd_qa.ingest import OcrOptions, parse, read_file
 from tpd_qa.records import Chunk, Document
-from tpd_qa.sentences import sentences_of
+from tpd_qa.sentences import chunk_sentences
 from tpd_qa.text import text_key
 
 __all__ = [
@@ -188,8 +188,8 @@ def embed_new_sentences(
     new: dict[bytes, str] = {}
     for item in prepared:
         for chunk in item.chunks:
-            for sentence in sentences_of(chunk.text):
-                key = text_key(sentence)
+            _keys, found = chunk_sentences(chunk.text)
+            for key, sentence in found.items():
                 if key not in known:
                     new.setdefault(key, sentence)
     texts = list(new.values())
