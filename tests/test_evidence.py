@@ -328,3 +328,61 @@ def test_second_stage_measures_evidence_for_depth_candidates_only(corpus: Path) 
         assert measured == [row for row, _ in fused[:depth]]
         scores = [score for _, score in ranked]
         assert scores == sorted(scores, reverse=True)
+
+
+def _paraphrase_searcher(tmp_path: Path) -> tuple[Searcher, Query]:
+    """A searcher over a summit note and a ministry note for a question that paraphrases
+    the ministry note but shares one rare word ("Tokyo") with the summit note; the question
+    vector leans towards the ministry note (as a model's would), by less than that word's
+    keyword evidence weighs in full."""
+    corpus = _notes(
+        tmp_path / "corpus",
+        summit="The leaders met at a summit in Tokyo and spoke about the alliance.",
+        ministry="The Ministry of Internal Affairs and Communications leads the Japanese side.",
+        fusion="Fusion magnets are built by suppliers for the reactor programme.",
+        quantum="Quantum computers need cryogenic supply chains and trained staff.",
+    )
+    index, _ = build_test_index(corpus, sentences=False)
+    state = index.state
+    row = {state.document_of(r).source: r for r in range(len(state.chunks))}
+    towards = 0.6 * state.vectors[row["ministry.txt"]] + 0.4 * state.vectors[row["summit.txt"]]
+    towards /= np.linalg.norm(towards)
+    searcher = Searcher(state, SearchSettings(), lambda _question: towards)
+    question = Query.parse("Which Tokyo government department is the counterpart for telecom?", 2)
+    return searcher, question
+
+
+def test_keyword_evidence_counts_less_when_no_candidate_shares_the_questions_words(
+    tmp_path: Path,
+) -> None:
+    searcher, question = _paraphrase_searcher(tmp_path)
+    assert default_weights().keyword_trust > 0
+    assert searcher.search(question)[0].source == "ministry.txt"
+    # counting the one shared word in full, as before, puts the summit first
+    searcher.evidence_weights = dataclasses.replace(default_weights(), keyword_trust=0.0)
+    assert searcher.search(question)[0].source == "summit.txt"
+
+
+def test_keyword_evidence_counts_in_full_when_a_candidate_shares_enough(tmp_path: Path) -> None:
+    searcher, _ = _paraphrase_searcher(tmp_path)
+    question = "Which ministry leads the Japanese side of internal affairs and communications?"
+    scored = searcher.candidates(question, "hybrid", 10)
+    fused = searcher.fuse(scored)
+    ranked = {}
+    for trust in (0.0, default_weights().keyword_trust):
+        searcher.evidence_weights = dataclasses.replace(default_weights(), keyword_trust=trust)
+        ranked[trust] = searcher.second_stage(question, scored, fused)
+    assert ranked[0.0] == ranked[default_weights().keyword_trust]
+    assert searcher.state.document_of(ranked[0.0][0][0]).source == "ministry.txt"
+
+
+def test_keyword_trust_is_checked_and_read_from_json() -> None:
+    with pytest.raises(ValueError, match="keyword_trust"):
+        dataclasses.replace(default_weights(), keyword_trust=1.5)
+    data = {
+        kind: dict(zip(FEATURES, (1.0,) * len(FEATURES), strict=True))
+        for kind in ("question", "statement", "cjk")
+    }
+    assert EvidenceWeights.from_json(json.dumps(data)).keyword_trust == 0.0
+    data["keyword_trust"] = 0.25  # type: ignore[assignment]
+    assert EvidenceWeights.from_json(json.dumps(data)).keyword_trust == 0.25

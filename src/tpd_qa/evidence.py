@@ -112,6 +112,13 @@ class EvidenceWeights:
     #: Japanese passage that answers by shared keywords (JT-60SA) fell behind English ones.
     #: With a multilingual model, set it to 1.
     cross_script: float = 0.5
+    #: How much keyword overlap makes keyword evidence trustworthy: when the best of the
+    #: ``depth`` candidates holds less than this share of the question's keyword weight
+    #: (its ``coverage``), the keyword features (``bm25``, ``coverage``, ``sentence``,
+    #: ``bigram``) count only in proportion. A question that paraphrases its answer shares
+    #: few rare words with any passage, and the ones it does share (a place name, "memorandum")
+    #: then pick passages at random; the cosines know better. 0 counts them in full always.
+    keyword_trust: float = 0.0
 
     def __post_init__(self) -> None:
         for kind in (self.question, self.statement, self.cjk):
@@ -121,6 +128,8 @@ class EvidenceWeights:
             raise ValueError("depth must be >= 1")
         if not 0.0 <= self.cross_script <= 1.0:
             raise ValueError("cross_script must be between 0 and 1")
+        if not 0.0 <= self.keyword_trust <= 1.0:
+            raise ValueError("keyword_trust must be between 0 and 1")
 
     def for_kind(self, kind: QueryKind) -> np.ndarray:
         return np.asarray(getattr(self, kind), dtype=np.float64)
@@ -134,6 +143,7 @@ class EvidenceWeights:
             cjk=tuple(float(data["cjk"][name]) for name in FEATURES),
             depth=int(data.get("depth", 10)),
             cross_script=float(data.get("cross_script", 0.5)),
+            keyword_trust=float(data.get("keyword_trust", 0.0)),
         )
 
 
