@@ -116,8 +116,10 @@ class EvidenceWeights:
     #: ``depth`` candidates holds less than this share of the question's keyword weight
     #: (its ``coverage``), the keyword features (``bm25``, ``coverage``, ``sentence``,
     #: ``bigram``) count only in proportion. A question that paraphrases its answer shares
-    #: few rare words with any passage, and the ones it does share (a place name, "memorandum")
-    #: then pick passages at random; the cosines know better. 0 counts them in full always.
+    #: few rare words with any passage, and the ones it does share (a place name,
+    #: "memorandum") then pick passages at random; the cosines know better. It applies to
+    #: a kind that weighs both evidence and a cosine (questions: claims and CJK text
+    #: measure no evidence). 0 counts them in full always.
     keyword_trust: float = 0.0
 
     def __post_init__(self) -> None:

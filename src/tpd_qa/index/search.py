@@ -208,9 +208,10 @@ class Searcher:
         evidence. So a Japanese question, whose kind weighs keywords alone, is ranked by
         BM25 over every candidate, whatever the fusion's order. A passage in another
         script than the question (CJK or not) keeps only ``cross_script`` of its cosines.
-        An index without sentence vectors ranks without ``sentence_cosine``. When no
-        measured candidate covers ``keyword_trust`` of the question's keyword weight (a
-        paraphrase), the keyword features count in proportion to the best coverage.
+        An index without sentence vectors ranks without ``sentence_cosine``. For a kind
+        that weighs keyword evidence and cosines (questions), when no measured candidate
+        covers ``keyword_trust`` of the question's keyword weight (a paraphrase), the
+        keyword features count in proportion to the best coverage.
         """
         kind = query_kind(question)
         weights = self.evidence_weights.for_kind(kind)
@@ -239,14 +240,13 @@ class Searcher:
             features[other, 0] *= self.evidence_weights.cross_script
             features[other, _SENTENCE_COSINE] *= self.evidence_weights.cross_script
         features[:, 1] = [bm25.get(row, 0.0) for row in rows.tolist()]
-        trust = self.evidence_weights.keyword_trust
-        trusting = trust > 0 and kind != "cjk"  # CJK text ranks by keywords alone
-        if weights[2:5].any() or (trusting and weights[1] != 0):
+        if weights[2:5].any():
             measured = self.evidence.measure(
                 question, head, [self.state.chunks[row].text for row in head]
             )
             features[: len(head), 2:5] = [(m.coverage, m.sentence, m.bigram) for m in measured]
-            if trusting:
+            trust = self.evidence_weights.keyword_trust
+            if trust > 0 and weights[[0, _SENTENCE_COSINE]].any():  # cosines to fall back on
                 best = float(features[: len(head), 2].max()) if head else 0.0
                 weights[1:5] *= min(1.0, best / trust)
         scores = features @ weights
