@@ -80,6 +80,7 @@ def tpd_qa_rows(dataset: SquadDataset) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     runs: list[tuple[str, str, SearchSettings, Any]] = [
         ("tpd_qa hybrid (default)", "hybrid", SearchSettings(), None),
+        ("tpd_qa hybrid, passages not joined", "hybrid", SearchSettings(join_depth=0), None),
         ("tpd_qa hybrid, first stage only", "hybrid", SearchSettings(evidence=False), None),
         ("tpd_qa dense", "dense", SearchSettings(), None),
         ("tpd_qa bm25", "bm25", SearchSettings(), None),

@@ -196,6 +196,11 @@ def test_format_table_lists_every_mode() -> None:
     assert "bm25" in table and "0.7500" in table and table.count("\n") == 3
 
 
+def test_format_table_shows_character_counts_whole() -> None:
+    table = format_table({"hybrid": {"hit@1": 0.5, "chars@1": 612.5}}, ["hit@1", "chars@1"])
+    assert "0.5000" in table and " 612 " in table + " " and "612.5" not in table
+
+
 # ---------------------------------------------------------------------- end to end (fake model)
 
 

@@ -146,6 +146,10 @@ def test_squad_metrics_match_hand_computed_values() -> None:
     assert metrics["answer@1"] == pytest.approx(1 / 4)
     assert metrics["answer|hit@1"] == pytest.approx(1 / 2)
     assert "answer@1" not in squad_metrics(questions, found)
+    # first passages are 6, 2, 1 and 1 characters long; the first five of each question
+    # add 1 and the five passages of question 4 (all 1 character)
+    assert metrics["chars@1"] == pytest.approx(1.5)
+    assert metrics["chars@5"] == pytest.approx(1)
 
 
 def test_evaluate_squad_judges_answer_spans(tmp_path: Path, fake_embedder) -> None:

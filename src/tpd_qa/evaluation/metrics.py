@@ -124,6 +124,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
+def _cell(metric: str, value: float) -> str:
+    """A table cell: character counts whole, every other figure to four places."""
+    return f"{value:>10.0f}" if metric.startswith("chars@") else f"{value:>10.4f}"
+
+
 def format_table(
     results: Mapping[str, Mapping[str, float]], metrics: Sequence[str] = METRICS
 ) -> str:
@@ -134,6 +139,6 @@ def format_table(
     lines = [header, "-" * len(header)]
     for name in names:
         row = results[name]
-        cells = [f"{row[m]:>10.4f}" if m in row else f"{'-':>10}" for m in metrics]
+        cells = [_cell(m, row[m]) if m in row else f"{'-':>10}" for m in metrics]
         lines.append("  ".join([f"{name:<{width}}", *cells]))
     return "\n".join(lines)

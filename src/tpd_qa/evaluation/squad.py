@@ -44,7 +44,7 @@ __all__ = [
 
 #: A passage longer than this never counts as a hit (it would be most of an article).
 MAX_PASSAGE_CHARS = 2000
-SQUAD_METRICS = ("hit@1", "hit@5", "mrr@10", "answer@1", "answer|hit@1")
+SQUAD_METRICS = ("hit@1", "hit@5", "mrr@10", "answer@1", "answer|hit@1", "chars@1", "chars@5")
 _UNSAFE = re.compile(r'[\x00-\x1f/\\:*?"<>|]')
 
 
@@ -186,12 +186,17 @@ def squad_metrics(
     found: Mapping[str, Sequence[tuple[str, str]]],
     spans: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
-    """hit@1, hit@5 and MRR@10 of ranked (source, text) passages per question id; with
-    ``spans`` (question id -> the first passage's answer sentence), answer@1 and
-    answer|hit@1 too."""
+    """hit@1, hit@5 and MRR@10 of ranked (source, text) passages per question id, and
+    how long the passages shown are (chars@1: median characters of the first passage,
+    chars@5: of the first five); with ``spans`` (question id -> the first passage's
+    answer sentence), answer@1 and answer|hit@1 too."""
     hit1 = hit5 = reciprocal = answered = firsts = 0.0
+    first_lengths: list[float] = []
+    lengths: list[float] = []
     for question in questions:
         passages = found.get(question.id, ())
+        first_lengths += [len(text) for _source, text in passages[:1]]
+        lengths += [len(text) for _source, text in passages[:5]]
         rank = first_hit(question, passages[:10])
         hit1 += rank == 1
         hit5 += rank is not None and rank <= 5
@@ -202,6 +207,8 @@ def squad_metrics(
             firsts += holds and rank == 1
     n = max(len(questions), 1)
     out = {"hit@1": hit1 / n, "hit@5": hit5 / n, "mrr@10": reciprocal / n}
+    out["chars@1"] = percentile(first_lengths, 50)
+    out["chars@5"] = percentile(lengths, 50)
     if spans is not None:
         out["answer@1"] = answered / n
         out["answer|hit@1"] = firsts / hit1 if hit1 else 0.0

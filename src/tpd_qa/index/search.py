@@ -7,6 +7,8 @@ benchmarks use the same object (and its ``dense`` and ``sparse`` structures) dir
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
@@ -102,7 +104,7 @@ class Searcher:
         self.query_vector = query_vector
         self.reranker = reranker
         self.source: CandidateSource = state.candidates or LocalCandidates(state)
-        self._span_rows: dict[tuple[str, int, int], int] | None = None
+        self._source_rows: dict[str, list[tuple[int, int, int]]] | None = None
         self._evidence: Evidence | None = None
         self.evidence_weights: EvidenceWeights = default_weights()
 
@@ -283,58 +285,127 @@ class Searcher:
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
     def passages(self, ranked: Ranked, k: int, question: str | None = None) -> list[Passage]:
-        """The first ``k`` ranked rows as passages, skipping any that overlap a better one.
+        """The first ``k`` ranked rows as passages, skipping any that overlap a better one
+        and joining touching ones near the top (``SearchSettings.join_depth``).
 
         With the ``question``, each passage also carries its best-answering sentence.
         """
-        state = self.state
+        depth = self.settings.join_depth if self.settings.join_depth > 1 else 0
+        picked = self._distinct(ranked, k + depth)
+        groups = self._joined(picked[:depth]) + [(row, row, row, s) for row, s in picked[depth:]]
+        passages = [self._passage(group) for group in groups[:k]]
+        return self._with_answers(question, groups[:k], passages)
+
+    def _distinct(self, ranked: Ranked, count: int) -> Ranked:
+        """The first ``count`` ranked rows whose text overlaps no better row's."""
         taken: dict[int, list[tuple[int, int]]] = {}
-        passages: list[Passage] = []
-        chosen: list[int] = []
+        picked: Ranked = []
         for row, score in ranked:
-            chunk = state.chunks[row]
-            doc_number = int(state.row_doc[row])
-            spans = taken.setdefault(doc_number, [])
+            chunk = self.state.chunks[row]
+            spans = taken.setdefault(int(self.state.row_doc[row]), [])
             if any(chunk.start < end and start < chunk.end for start, end in spans):
                 continue
             spans.append((chunk.start, chunk.end))
-            document = state.docs[doc_number].document
-            chosen.append(row)
-            confidence = document.ocr_confidence(chunk.start, chunk.end)
-            passages.append(
-                Passage(
-                    text=chunk.text,
-                    score=round(float(score), 6),
-                    source=document.source,
-                    title=document.title,
-                    page=chunk.page,
-                    section=chunk.section,
-                    start=chunk.start,
-                    end=chunk.end,
-                    ocr=confidence is not None,
-                    ocr_confidence=confidence,
-                )
-            )
-            if len(passages) == k:
+            picked.append((row, score))
+            if len(picked) == count:
                 break
-        return self._with_answers(question, chosen, passages)
+        return picked
+
+    def _joined(self, picked: Ranked) -> list[tuple[int, int, int, float]]:
+        """``picked`` as (first row, last row, best row, its score) runs: each row, in rank
+        order, takes in the later-ranked rows that touch its run while the run's text fits
+        ``join_chars``."""
+        used = [False] * len(picked)
+        groups = []
+        for i, (row, score) in enumerate(picked):
+            if used[i]:
+                continue
+            first = last = row
+            grown = True
+            while grown:
+                grown = False
+                for j in range(i + 1, len(picked)):
+                    other = picked[j][0]
+                    if used[j]:
+                        continue
+                    if other == first - 1 and self._joinable(other, last):
+                        first, used[j], grown = other, True, True
+                    elif other == last + 1 and self._joinable(first, other):
+                        last, used[j], grown = other, True, True
+            groups.append((first, last, row, score))
+        return groups
+
+    def _joinable(self, first: int, last: int) -> bool:
+        """Whether rows ``first..last`` (``last`` or ``first`` new) can show as one passage:
+        one document, page and section, only whitespace between the two end rows'
+        neighbours, and within ``join_chars``."""
+        state = self.state
+        if int(state.row_doc[first]) != int(state.row_doc[last]):
+            return False
+        chunks = state.chunks
+        if chunks[last].end - chunks[first].start > self.settings.join_chars:
+            return False
+        text = state.document_of(first).text
+        for a, b in itertools.pairwise(chunks[first : last + 1]):
+            if a.page != b.page or a.section != b.section or b.start < a.end:
+                return False
+            if text[a.end : b.start].strip():
+                return False
+        return True
+
+    def _passage(self, group: tuple[int, int, int, float]) -> Passage:
+        """The passage showing rows ``first..last`` of one document, scored as its best."""
+        first, last, _best, score = group
+        state = self.state
+        document = state.document_of(first)
+        chunks = state.chunks[first : last + 1]
+        parts = [chunks[0].text]
+        for a, b in itertools.pairwise(chunks):
+            parts += [document.text[a.end : b.start], b.text]
+        start, end = chunks[0].start, chunks[-1].end
+        confidence = document.ocr_confidence(start, end)
+        return Passage(
+            text="".join(parts),
+            score=round(float(score), 6),
+            source=document.source,
+            title=document.title,
+            page=chunks[0].page,
+            section=chunks[0].section,
+            start=start,
+            end=end,
+            ocr=confidence is not None,
+            ocr_confidence=confidence,
+        )
 
     def _with_answers(
-        self, question: str | None, rows: list[int], passages: list[Passage]
+        self,
+        question: str | None,
+        groups: Sequence[tuple[int, int, int, float]],
+        passages: list[Passage],
     ) -> list[Passage]:
-        """Each passage with its best-answering sentence marked (``answer_start/end``)."""
+        """Each passage with its best-answering sentence marked (``answer_start/end``):
+        of a joined passage, the best sentence of its best-ranked row."""
         if question is None or not passages:
             return passages
-        measured = self.evidence.measure(question, rows, [p.text for p in passages])
-        return [
-            replace(
-                p, answer_start=p.start + found.answer_start, answer_end=p.start + found.answer_end
+        rows = [best for _first, _last, best, _score in groups]
+        measured = self.evidence.measure(
+            question, rows, [self.state.chunks[row].text for row in rows]
+        )
+        out = []
+        for passage, row, found in zip(passages, rows, measured, strict=True):
+            offset = self.state.chunks[row].start
+            out.append(
+                replace(
+                    passage,
+                    answer_start=offset + found.answer_start,
+                    answer_end=offset + found.answer_end,
+                )
             )
-            for p, found in zip(passages, measured, strict=True)
-        ]
+        return out
 
     def similarity(self, question: str, passages: Sequence[Passage]) -> list[float]:
-        """Cosine similarity between the question and each passage's chunk (-1..1).
+        """Cosine similarity between the question and each passage (-1..1): of a joined
+        passage, its best row's.
 
         Fusion scores only order results; this absolute figure lets a caller say when
         even the best passage is a weak match. A passage not in the index scores 0.
@@ -342,14 +413,20 @@ class Searcher:
         if not passages:
             return []
         vector = self.query_vector(clean_question(question))
-        if self._span_rows is None:
-            self._span_rows = {
-                (self.state.document_of(row).source, chunk.start, chunk.end): row
-                for row, chunk in enumerate(self.state.chunks)
-            }
-        spans = self._span_rows
+        if self._source_rows is None:
+            by_source: dict[str, list[tuple[int, int, int]]] = {}
+            for row, chunk in enumerate(self.state.chunks):
+                source = self.state.document_of(row).source
+                by_source.setdefault(source, []).append((chunk.start, chunk.end, row))
+            self._source_rows = by_source
         out = []
         for passage in passages:
-            row = spans.get((passage.source, passage.start, passage.end))
-            out.append(float(self.state.vectors[row] @ vector) if row is not None else 0.0)
+            spans = self._source_rows.get(passage.source, [])
+            rows = []
+            for start, end, row in spans[bisect.bisect_left(spans, (passage.start,)) :]:
+                if start >= passage.end:
+                    break
+                if end <= passage.end:
+                    rows.append(row)
+            out.append(max((float(self.state.vectors[row] @ vector) for row in rows), default=0.0))
         return out

@@ -80,6 +80,12 @@ class SearchSettings:
     #: With a cross-encoder attached (:mod:`tpd_qa.reranking`), how many of the best
     #: hybrid candidates it re-scores.
     rerank_depth: int = 30
+    #: Touching passages (same document, page and section, only whitespace between them)
+    #: that both rank among the first ``join_depth`` are shown as one passage, where the
+    #: better of them ranked, while the joined text stays within ``join_chars``
+    #: characters. ``join_depth`` 0 or 1 shows every passage on its own.
+    join_depth: int = 5
+    join_chars: int = 1600
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -88,6 +94,10 @@ class SearchSettings:
             raise ConfigError(f"candidates must be at least 1, got {self.candidates}")
         if self.rerank_depth < 1:
             raise ConfigError(f"rerank_depth must be at least 1, got {self.rerank_depth}")
+        if self.join_depth < 0:
+            raise ConfigError(f"join_depth must be 0 or more, got {self.join_depth}")
+        if self.join_chars < 0:
+            raise ConfigError(f"join_chars must be 0 or more, got {self.join_chars}")
 
 
 @dataclass(frozen=True, slots=True)
