@@ -11,6 +11,7 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,15 @@ Scored = tuple[np.ndarray, np.ndarray]
 Ranked = list[tuple[int, float]]
 #: The column of the best sentence's cosine among the second stage's features.
 _SENTENCE_COSINE = FEATURES.index("sentence_cosine")
+
+
+class _Run(NamedTuple):
+    """Rows ``first..last`` of one document shown as one passage, ranked as ``best``."""
+
+    first: int
+    last: int
+    best: int
+    score: float
 
 
 class QueryVectors:
@@ -292,9 +302,9 @@ class Searcher:
         """
         depth = self.settings.join_depth if self.settings.join_depth > 1 else 0
         picked = self._distinct(ranked, k + depth)
-        groups = self._joined(picked[:depth]) + [(row, row, row, s) for row, s in picked[depth:]]
-        passages = [self._passage(group) for group in groups[:k]]
-        return self._with_answers(question, groups[:k], passages)
+        runs = self._joined(picked[:depth]) + [_Run(row, row, row, s) for row, s in picked[depth:]]
+        passages = [self._passage(run) for run in runs[:k]]
+        return self._with_answers(question, runs[:k], passages)
 
     def _distinct(self, ranked: Ranked, count: int) -> Ranked:
         """The first ``count`` ranked rows whose text overlaps no better row's."""
@@ -311,12 +321,11 @@ class Searcher:
                 break
         return picked
 
-    def _joined(self, picked: Ranked) -> list[tuple[int, int, int, float]]:
-        """``picked`` as (first row, last row, best row, its score) runs: each row, in rank
-        order, takes in the later-ranked rows that touch its run while the run's text fits
-        ``join_chars``."""
+    def _joined(self, picked: Ranked) -> list[_Run]:
+        """``picked`` as runs: each row, in rank order, takes in the later-ranked rows that
+        touch its run while the run's text fits ``join_chars``."""
         used = [False] * len(picked)
-        groups = []
+        runs = []
         for i, (row, score) in enumerate(picked):
             if used[i]:
                 continue
@@ -332,13 +341,13 @@ class Searcher:
                         first, used[j], grown = other, True, True
                     elif other == last + 1 and self._joinable(first, other):
                         last, used[j], grown = other, True, True
-            groups.append((first, last, row, score))
-        return groups
+            runs.append(_Run(first, last, row, score))
+        return runs
 
     def _joinable(self, first: int, last: int) -> bool:
-        """Whether rows ``first..last`` (``last`` or ``first`` new) can show as one passage:
-        one document, page and section, only whitespace between the two end rows'
-        neighbours, and within ``join_chars``."""
+        """Whether rows ``first..last`` can show as one passage: one document, each row
+        on the page and in the section of the one before with nothing but whitespace
+        between them, and the whole within ``join_chars``."""
         state = self.state
         if int(state.row_doc[first]) != int(state.row_doc[last]):
             return False
@@ -353,9 +362,9 @@ class Searcher:
                 return False
         return True
 
-    def _passage(self, group: tuple[int, int, int, float]) -> Passage:
-        """The passage showing rows ``first..last`` of one document, scored as its best."""
-        first, last, _best, score = group
+    def _passage(self, run: _Run) -> Passage:
+        """The passage showing a run's rows, scored as its best row."""
+        first, last, score = run.first, run.last, run.score
         state = self.state
         document = state.document_of(first)
         chunks = state.chunks[first : last + 1]
@@ -380,14 +389,14 @@ class Searcher:
     def _with_answers(
         self,
         question: str | None,
-        groups: Sequence[tuple[int, int, int, float]],
+        runs: Sequence[_Run],
         passages: list[Passage],
     ) -> list[Passage]:
         """Each passage with its best-answering sentence marked (``answer_start/end``):
         of a joined passage, the best sentence of its best-ranked row."""
         if question is None or not passages:
             return passages
-        rows = [best for _first, _last, best, _score in groups]
+        rows = [run.best for run in runs]
         measured = self.evidence.measure(
             question, rows, [self.state.chunks[row].text for row in rows]
         )
