@@ -363,23 +363,19 @@ class Searcher:
         return True
 
     def _passage(self, run: _Run) -> Passage:
-        """The passage showing a run's rows, scored as its best row."""
-        first, last, score = run.first, run.last, run.score
-        state = self.state
-        document = state.document_of(first)
-        chunks = state.chunks[first : last + 1]
-        parts = [chunks[0].text]
-        for a, b in itertools.pairwise(chunks):
-            parts += [document.text[a.end : b.start], b.text]
-        start, end = chunks[0].start, chunks[-1].end
+        """The passage showing a run's rows (a chunk's text is its document's text from
+        ``start`` to ``end``, so a run's is too), scored as its best row."""
+        document = self.state.document_of(run.first)
+        head, tail = self.state.chunks[run.first], self.state.chunks[run.last]
+        start, end = head.start, tail.end
         confidence = document.ocr_confidence(start, end)
         return Passage(
-            text="".join(parts),
-            score=round(float(score), 6),
+            text=document.text[start:end],
+            score=round(float(run.score), 6),
             source=document.source,
             title=document.title,
-            page=chunks[0].page,
-            section=chunks[0].section,
+            page=head.page,
+            section=head.section,
             start=start,
             end=end,
             ocr=confidence is not None,
