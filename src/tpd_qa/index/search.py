@@ -7,7 +7,6 @@ benchmarks use the same object (and its ``dense`` and ``sparse`` structures) dir
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -114,7 +113,6 @@ class Searcher:
         self.query_vector = query_vector
         self.reranker = reranker
         self.source: CandidateSource = state.candidates or LocalCandidates(state)
-        self._source_rows: dict[str, list[tuple[int, int, int]]] | None = None
         self._evidence: Evidence | None = None
         self.evidence_weights: EvidenceWeights = default_weights()
 
@@ -410,7 +408,7 @@ class Searcher:
 
     def similarity(self, question: str, passages: Sequence[Passage]) -> list[float]:
         """Cosine similarity between the question and each passage (-1..1): of a joined
-        passage, its best row's.
+        passage, the highest among its rows.
 
         Fusion scores only order results; this absolute figure lets a caller say when
         even the best passage is a weak match. A passage not in the index scores 0.
@@ -418,20 +416,13 @@ class Searcher:
         if not passages:
             return []
         vector = self.query_vector(clean_question(question))
-        if self._source_rows is None:
-            by_source: dict[str, list[tuple[int, int, int]]] = {}
-            for row, chunk in enumerate(self.state.chunks):
-                source = self.state.document_of(row).source
-                by_source.setdefault(source, []).append((chunk.start, chunk.end, row))
-            self._source_rows = by_source
+        chunks = self.state.chunks
         out = []
         for passage in passages:
-            spans = self._source_rows.get(passage.source, [])
-            rows = []
-            for start, end, row in spans[bisect.bisect_left(spans, (passage.start,)) :]:
-                if start >= passage.end:
-                    break
-                if end <= passage.end:
-                    rows.append(row)
+            rows = [
+                row
+                for row in self.state.rows_of([passage.source]).tolist()
+                if passage.start <= chunks[row].start and chunks[row].end <= passage.end
+            ]
             out.append(max((float(self.state.vectors[row] @ vector) for row in rows), default=0.0))
         return out
