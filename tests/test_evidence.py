@@ -24,9 +24,9 @@ from tpd_qa.evidence import (
     query_kind,
 )
 from tpd_qa.index import SearchSettings
-from tpd_qa.index.search import Searcher
+from tpd_qa.index.search import LocalCandidates, Searcher
 from tpd_qa.query import Query
-from tpd_qa.sparse import has_cjk, keyword_keys, keywords
+from tpd_qa.sparse import SparseIndex, has_cjk, keyword_keys, keywords
 from tpd_qa.text import sentence_spans
 
 
@@ -386,3 +386,114 @@ def test_keyword_trust_is_checked_and_read_from_json() -> None:
     assert EvidenceWeights.from_json(json.dumps(data)).keyword_trust == 0.0
     data["keyword_trust"] = 0.25  # type: ignore[assignment]
     assert EvidenceWeights.from_json(json.dumps(data)).keyword_trust == 0.25
+
+
+def test_document_feature_is_the_share_the_whole_document_holds() -> None:
+    documents = [
+        "Vitamin D was given.\n\nMuch later: hip fractures fell.",
+        "Vitamin D was given. Nothing else was measured.",
+        "Sleep was measured.",
+    ]
+    keys = [set(keyword_keys([text])[0]) for text in documents]
+    asked: list[list[str]] = []
+
+    def holds(wanted: Sequence[str]) -> np.ndarray:
+        asked.append(list(wanted))
+        return np.array([[key in held for held in keys] for key in wanted], dtype=bool)
+
+    evidence = Evidence(_flat_idf)
+    claim = "Vitamin D prevents hip fractures"  # keys: vitamin, prevent, hip, fractur
+    assert evidence.documents(claim, holds).tolist() == [0.75, 0.25, 0.0]
+    assert asked == [["vitamin", "prevent", "hip", "fractur"]]
+    no_keys = evidence.documents("the of and", lambda wanted: np.zeros((0, 3), dtype=bool))
+    assert no_keys.tolist() == [0.0, 0.0, 0.0]
+    # rarer words weigh more, as in the passage features
+    weighted = Evidence(idf_of_texts(documents)).documents("vitamin sleep", holds)
+    assert weighted[2] > weighted[0] > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["fusion", "magnets", "quantum", "chips", "cables", "of"])),
+        min_size=1,
+        max_size=12,
+    ),
+    st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), max_size=6),
+    st.booleans(),
+)
+def test_keyword_index_tells_which_row_ranges_hold_a_key(
+    rows: list[list[str]], ranges: list[tuple[int, int]], scrambled: bool
+) -> None:
+    texts = [" ".join(words) for words in rows]
+    sparse = SparseIndex.build(texts)
+    if scrambled:  # postings not in row order (another bm25s version): sorted once, same answer
+        scores = sparse._retriever.scores
+        starts_of = scores["indptr"]
+        for token in range(len(starts_of) - 1):
+            segment = slice(starts_of[token], starts_of[token + 1])
+            scores["indices"][segment] = scores["indices"][segment][::-1].copy()
+    starts = np.array([min(a, b, len(texts)) for a, b in ranges], dtype=np.int64)
+    ends = np.array([min(max(a, b), len(texts)) for a, b in ranges], dtype=np.int64)
+    keys = ["fusion", "magnet", "quantum", "chip", "cabl", "absent"]
+    held = sparse.holding(keys, starts, ends)
+    analysed = [set(keyword_keys([text])[0]) for text in texts]
+    expected = [
+        [
+            any(key in analysed[row] for row in range(start, end))
+            for start, end in zip(starts, ends, strict=True)
+        ]
+        for key in keys
+    ]
+    assert held.tolist() == expected
+
+
+def _claim_searcher(tmp_path: Path) -> tuple[Searcher, str]:
+    """Two documents opening with the same paragraph, cut into several passages; only
+    the second says, three paragraphs later, what the claim's other words say."""
+    opening = "Vitamin D supplements were given to older adults in the trial."
+    filler = "\n\n".join(
+        f"Paragraph {n} describes the recruitment, the visits and the forms used. " * 4
+        for n in range(6)
+    )
+    corpus = _notes(
+        tmp_path / "corpus",
+        one=f"{opening}\n\n{filler}\n\nSleep quality was unchanged over the year.",
+        two=f"{opening}\n\n{filler}\n\nHip fractures fell by a third over the year.",
+    )
+    index, _ = build_test_index(corpus)
+    state = index.state
+    assert len(state.chunks) > 2 * 2, "each document must span several passages"
+    first = next(r for r in range(len(state.chunks)) if opening in state.chunks[r].text)
+    searcher = Searcher(state, SearchSettings(), lambda _question: state.vectors[first])
+    return searcher, "Vitamin D supplements prevent hip fractures in older adults."
+
+
+def test_a_claim_prefers_the_passage_whose_document_holds_its_other_words(
+    tmp_path: Path,
+) -> None:
+    searcher, claim = _claim_searcher(tmp_path)
+    assert query_kind(claim) == "statement"
+    assert default_weights().statement[FEATURES.index("document")] > 0
+    assert searcher.search(Query.parse(claim, 1))[0].source == "two.txt"
+    # without the document feature the two openings tie and the first document wins
+    weights = default_weights()
+    no_document = list(weights.statement)
+    no_document[FEATURES.index("document")] = 0.0
+    searcher.evidence_weights = dataclasses.replace(weights, statement=tuple(no_document))
+    assert searcher.search(Query.parse(claim, 1))[0].source == "one.txt"
+
+
+def test_document_feature_without_local_postings_matches_the_keyword_index(
+    tmp_path: Path,
+) -> None:
+    searcher, claim = _claim_searcher(tmp_path)
+    state = searcher.state
+    rows = np.arange(len(state.chunks))
+    local = searcher.document_coverage(claim, rows)
+    # a store whose keyword search lives elsewhere (Milvus) analyses each document instead
+    remote_state = dataclasses.replace(state, sparse=None, candidates=LocalCandidates(state))
+    remote = Searcher(remote_state, searcher.settings, searcher.query_vector)
+    assert remote.document_coverage(claim, rows).tolist() == pytest.approx(local.tolist())
+    assert sorted(set(local.tolist())) == [pytest.approx(local.min()), local.max()]
+    assert 0 < local.min() < local.max() < 1  # "prevent" is in neither document

@@ -10,7 +10,11 @@ that merely shares the topic spreads them thin. For each candidate this module m
 * ``bigram``: the share of the question's adjacent keyword pairs found adjacent in the
   passage (a phrase/proximity signal);
 * ``sentence_cosine`` (measured by the searcher, from the index's sentence vectors): the
-  cosine between the question and the passage's best sentence embedded on its own.
+  cosine between the question and the passage's best sentence embedded on its own;
+* ``document``: the share of the question's keyword weight found anywhere in the
+  passage's document (its title and whole text). A claim's words are often spread over
+  an abstract rather than gathered in one passage; of two passages that match alike, the
+  one whose document holds the claim's other words as well is likelier the evidence.
 
 Keywords are BM25's own (same tokens, stop words and stemmer: :func:`sparse.keywords`),
 so the evidence agrees with what keyword search matched. The weights that combine the
@@ -48,8 +52,17 @@ __all__ = [
 ]
 
 #: Features in the order weights are given: first-stage scores, then keyword evidence,
-#: then the cosine of the passage's best sentence (:mod:`tpd_qa.sentences`).
-FEATURES: Final = ("dense", "bm25", "coverage", "sentence", "bigram", "sentence_cosine")
+#: then the cosine of the passage's best sentence (:mod:`tpd_qa.sentences`), then the
+#: keyword coverage of the passage's whole document.
+FEATURES: Final = (
+    "dense",
+    "bm25",
+    "coverage",
+    "sentence",
+    "bigram",
+    "sentence_cosine",
+    "document",
+)
 
 #: A question ("Who signed …?"), a statement or keywords ("fusion magnets JT-60SA"), or
 #: text written mostly in Chinese or Japanese characters ("cjk"), which the bundled
@@ -101,7 +114,7 @@ class EvidenceWeights:
     statement: tuple[float, ...]
     #: For CJK-script text: keywords alone by default (the bundled model is English-only;
     #: with a multilingual model, give the dense score weight here).
-    cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    cjk: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     #: The best fused candidates that the second stage re-scores (the rest follow them).
     depth: int = 10
     #: How much the cosine counts when one of question and passage is mostly CJK and the
@@ -213,6 +226,7 @@ class Evidence:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._scripts: dict[int, bool] = {}
+        self._documents: OrderedDict[int, frozenset[str]] = OrderedDict()
 
     def cjk_rows(self, rows: Sequence[int], texts: Sequence[str]) -> np.ndarray:
         """Which passages are written mostly in CJK scripts (:func:`mostly_cjk`), cached
@@ -226,18 +240,48 @@ class Evidence:
             out[i] = found
         return out
 
-    def measure(
-        self, question: str, rows: Sequence[int], texts: Sequence[str]
-    ) -> list[PassageEvidence]:
-        """Evidence for each candidate (``rows`` identify passages for the cache)."""
+    def _weighted(self, question: str) -> tuple[list[tuple[str, float]], float]:
+        """The question's distinct keys with their IDF weights, and the weights' sum."""
         query_keys = list(
             dict.fromkeys(
                 key for _start, _end, key in keywords(question) if key not in _QUESTION_WORDS
             )
         )
         weights = self._idf(query_keys) if query_keys else np.zeros(0)
-        total = float(weights.sum())
-        weighted = list(zip(query_keys, weights.tolist(), strict=True))
+        return list(zip(query_keys, weights.tolist(), strict=True)), float(weights.sum())
+
+    def documents(self, question: str, holds: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        """The ``document`` feature of some documents: the share of the question's keyword
+        weight each holds anywhere. ``holds(keys)`` says which document holds which key,
+        as a boolean (keys × documents) matrix."""
+        weighted, total = self._weighted(question)
+        held = np.asarray(holds([key for key, _weight in weighted]), dtype=np.float64)
+        if total <= 0:
+            return np.zeros(held.shape[1], dtype=np.float64)
+        share: np.ndarray = np.asarray([w for _key, w in weighted]) @ held / total
+        return share
+
+    def document_keys(self, number: int, texts: Callable[[], Sequence[str]]) -> frozenset[str]:
+        """The keys of document ``number`` (whose rows' texts ``texts()`` gives), cached:
+        for indexes whose keyword postings live elsewhere."""
+        with self._lock:
+            keys = self._documents.get(number)
+            if keys is not None:
+                self._documents.move_to_end(number)
+                return keys
+        keys = frozenset(itertools.chain.from_iterable(analyse_keys(t) for t in texts()))
+        with self._lock:
+            self._documents[number] = keys
+            if len(self._documents) > self._cache_size:
+                self._documents.popitem(last=False)
+        return keys
+
+    def measure(
+        self, question: str, rows: Sequence[int], texts: Sequence[str]
+    ) -> list[PassageEvidence]:
+        """Evidence for each candidate (``rows`` identify passages for the cache)."""
+        weighted, total = self._weighted(question)
+        query_keys = [key for key, _weight in weighted]
         pairs = frozenset(itertools.pairwise(query_keys))
         out: list[PassageEvidence] = []
         for row, text in zip(rows, texts, strict=True):
@@ -279,6 +323,14 @@ class Evidence:
         with self._lock:
             self._cache.clear()
             self._scripts.clear()
+            self._documents.clear()
+
+
+def analyse_keys(text: str) -> list[str]:
+    """The keys of ``text`` in order, as keyword search sees them."""
+    if not has_cjk(text):
+        return keyword_keys([text])[0]
+    return [key for _start, _end, key in keywords(text)]
 
 
 def analyse(text: str) -> _Analysed:

@@ -44,6 +44,7 @@ class SparseIndex:
         self.settings = settings
         self.size = size
         self._stemmer = _stemmer(settings.stemmer)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def analyse(self, texts: Sequence[str]) -> list[list[str]]:
         """Tokens as the index sees them (lower-cased, stop words removed, stemmed)."""
@@ -106,6 +107,38 @@ class SparseIndex:
             dtype=np.float64,
         )
         return np.log1p((rows - frequencies + 0.5) / (frequencies + 0.5))
+
+    def holding(self, keys: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Which row ranges hold which keys: ``out[i, j]`` is True when a row in
+        ``starts[j]`` .. ``ends[j] - 1`` holds the analysed key ``keys[i]``.
+
+        A document's rows are such a range, so this tells which of a question's words a
+        document holds anywhere, from the postings alone (two binary searches per key
+        and range, however long the documents).
+        """
+        vocabulary: dict[str, int] = self._retriever.vocab_dict
+        postings, starts_of = self._postings()
+        out = np.zeros((len(keys), len(starts)), dtype=bool)
+        for i, key in enumerate(keys):
+            token = vocabulary.get(key)
+            if token is None:
+                continue
+            rows = postings[starts_of[token] : starts_of[token + 1]]
+            out[i] = np.searchsorted(rows, starts) < np.searchsorted(rows, ends)
+        return out
+
+    def _postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding each token, ascending within each token, and where each
+        token's rows start (bm25s stores them so; checked once, sorted if not)."""
+        if self._sorted is None:
+            scores = self._retriever.scores
+            rows, starts = np.asarray(scores["indices"]), np.asarray(scores["indptr"])
+            drops = np.flatnonzero(np.diff(rows) < 0) + 1
+            if not np.isin(drops, starts).all():  # a token's rows out of order
+                tokens = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+                rows = rows[np.lexsort((rows, tokens))]
+            self._sorted = (rows, starts)
+        return self._sorted
 
     def memory_bytes(self) -> int:
         """Bytes the BM25 score matrices take."""

@@ -7,6 +7,7 @@ benchmarks use the same object (and its ``dense`` and ``sparse`` structures) dir
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from tpd_qa.evidence import (
     query_kind,
 )
 from tpd_qa.fusion import convex_fusion, reciprocal_rank_fusion, weighted_fusion
-from tpd_qa.index.state import CandidateSource, IndexState, SearchSettings
+from tpd_qa.index.state import CandidateSource, IndexState, SearchSettings, StoredDocument
 from tpd_qa.modes import Mode
 from tpd_qa.query import Query, clean_question
 from tpd_qa.records import Passage
@@ -39,6 +40,8 @@ Scored = tuple[np.ndarray, np.ndarray]
 Ranked = list[tuple[int, float]]
 #: The column of the best sentence's cosine among the second stage's features.
 _SENTENCE_COSINE = FEATURES.index("sentence_cosine")
+#: The column of the document's keyword coverage.
+_DOCUMENT = FEATURES.index("document")
 
 
 class _Run(NamedTuple):
@@ -259,9 +262,44 @@ class Searcher:
             if trust > 0 and weights[[0, _SENTENCE_COSINE]].any():  # cosines to fall back on
                 best = float(features[: len(head), 2].max()) if head else 0.0
                 weights[1:5] *= min(1.0, best / trust)
+        if weights[_DOCUMENT] != 0.0:
+            features[:, _DOCUMENT] = self.document_coverage(question, rows)
         scores = features @ weights
         order = np.lexsort((rows, -scores))
         return [(int(rows[i]), float(scores[i])) for i in order]
+
+    def document_coverage(self, question: str, rows: np.ndarray) -> np.ndarray:
+        """Each row's ``document`` feature: the share of the question's keyword weight
+        that the row's document holds in any of its rows (title, sections and text)."""
+        numbers = self.state.row_doc[rows]
+        distinct = np.unique(numbers)
+        docs = [self.state.docs[int(number)] for number in distinct]
+        sparse = self.state.sparse
+        if sparse is not None:
+            starts = np.fromiter((d.first_row for d in docs), dtype=np.int64, count=len(docs))
+            ends = starts + np.fromiter((d.chunks for d in docs), dtype=np.int64, count=len(docs))
+
+            def holds(keys: Sequence[str]) -> np.ndarray:
+                return sparse.holding(keys, starts, ends)
+
+        else:  # postings elsewhere (Milvus): each document's keys, analysed once
+
+            def holds(keys: Sequence[str]) -> np.ndarray:
+                held = [
+                    self.evidence.document_keys(int(number), functools.partial(self._texts, d))
+                    for number, d in zip(distinct, docs, strict=True)
+                ]
+                return np.array([[key in h for h in held] for key in keys], dtype=bool).reshape(
+                    len(keys), len(held)
+                )
+
+        per_document = self.evidence.documents(question, holds)
+        per_row: np.ndarray = per_document[np.searchsorted(distinct, numbers)]
+        return per_row
+
+    def _texts(self, stored: StoredDocument) -> list[str]:
+        """What each row of ``stored`` was keyword-indexed as."""
+        return [self.state.keyword_text(row) for row in stored.rows]
 
     def sentence_cosines(
         self, vector: np.ndarray, rows: Sequence[int], passage_cosines: np.ndarray
