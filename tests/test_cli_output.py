@@ -163,6 +163,15 @@ def test_visible_shows_everything_and_changes_nothing_safe(text: str) -> None:
         assert json.loads(encoded) == {"value": text}
 
 
+def test_passage_text_shows_markdown_headings_as_words() -> None:
+    text = "## Submarine cables\n\nThe two countries expand cables.\n### Next steps\nMore."
+    lines = passage_lines([Passage(text, 0.5, "notes.md", "Notes", None, None, 0, len(text))])
+    body = " ".join(line.strip() for line in lines[2:])
+    assert "#" not in body
+    assert body.startswith("Submarine cables \u2014 The two countries expand cables.")
+    assert "Next steps \u2014 More." in body
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     text=ANY_TEXT,

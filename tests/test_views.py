@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from markup import PAYLOADS, parse, passage, strip_marks
 from tpd_qa.records import BuildReport, DocumentInfo, FileOutcome
 from tpd_qa.sparse import keywords
-from tpd_qa.text import sentence_spans
+from tpd_qa.text import heading_marks, sentence_spans
 from tpd_qa.web import analysis, views
 
 # ---------------------------------------------------------------------------- analysis
@@ -74,6 +74,29 @@ def test_highlight_marks_terms_and_best_sentence() -> None:
     assert strip_marks(out) == text
 
 
+def test_a_passage_shows_a_markdown_heading_without_its_markers() -> None:
+    text = "## Submarine cables\n\nThe two countries expand submarine cables.\n### Next"
+    assert [text[a:b] for a, b in heading_marks(text)] == ["## ", "### "]
+    card = views.Card(passage(text), 0.7, ((21, 63),))
+    markup = views.render_answer(views.Answer("cables?", "hybrid", (card,)))
+    shown = re.search(r'<p class="tq-text"><bdi>(.*?)</bdi></p>', markup, re.S)
+    assert shown is not None
+    body = shown.group(1)
+    # the markers stay in the text (a copy is the source's text) but are hidden
+    assert body.startswith('<span class="tq-hide" aria-hidden="true">## </span>Submarine')
+    assert '<span class="tq-hide" aria-hidden="true">### </span>Next' in body
+    assert strip_marks(body) == text
+    assert "tq-hide" in views_css() and "display: none" in views_css()
+    # a "#" inside a line is text, not a heading
+    assert heading_marks("Item #3 ships.\n#hashtag") == []
+
+
+def views_css() -> str:
+    from importlib import resources
+
+    return resources.files("tpd_qa.web").joinpath("style.css").read_text(encoding="utf-8")
+
+
 def test_highlight_escapes_markup_and_never_marks_inside_an_entity() -> None:
     text = 'AT&T <script>alert("amp")</script> & <img src=x onerror=alert(1)>'
     out = views.highlight(text, ("amp", "script", "img"), ((0, len(text)),))
@@ -94,7 +117,7 @@ def test_highlight_escapes_markup_and_never_marks_inside_an_entity() -> None:
 )
 def test_highlight_round_trips_any_text(text: str, terms: list[str], a: int, b: int) -> None:
     best = ((min(a, b), max(a, b)),) if a != b else ()
-    out = views.highlight(text, terms, best)
+    out = views.highlight(text, terms, best, heading_marks(text))
     assert strip_marks(out) == text
     assert {tag for tag, _ in parse(out).tags} <= {"mark", "span"}
 

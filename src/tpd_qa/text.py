@@ -20,6 +20,7 @@ __all__ = [
     "answer_spans",
     "answering",
     "estimate_tokens",
+    "heading_marks",
     "is_markdown_list_item",
     "line_starts",
     "list_marker",
@@ -232,6 +233,17 @@ def answering(text: str, spans: list[tuple[int, int]]) -> list[bool]:
     (a heading names a section, it answers nothing), or all when nothing else is left."""
     ok = [not text.startswith("#", start) for start, _end in spans]
     return ok if any(ok) else [True] * len(spans)
+
+
+#: The marker of a Markdown heading line ("## "), as a passage shows it: the rule of
+#: :func:`answering` (a line starting with "#"), with the spaces after the marker.
+_HEADING_MARK = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)
+
+
+def heading_marks(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds Markdown heading markers ("## " at a line start), as (start,
+    end) spans: a reader sees the heading's words, the markers are for the format."""
+    return [match.span() for match in _HEADING_MARK.finditer(text)]
 
 
 def text_key(text: str) -> bytes:

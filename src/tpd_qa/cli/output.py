@@ -23,6 +23,7 @@ from typing import Final, TextIO
 
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage, format_citation
+from tpd_qa.text import heading_marks
 from tpd_qa.watch.status import CHANGE_KINDS, Rebuild
 
 __all__ = [
@@ -196,6 +197,19 @@ def rebuild_line(rebuild: Rebuild, retry: float | None = None) -> str:
 # ---------------------------------------------------------------------- ask and docs
 
 
+def _headings_inline(text: str) -> str:
+    """``text`` with each Markdown heading line as "Heading —" (markers dropped), for a
+    passage printed as one wrapped paragraph."""
+    out, position = [], 0
+    for start, end in heading_marks(text):
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end < 0 else line_end
+        out += [text[position:start], text[end:line_end].rstrip(), " \u2014"]
+        position = line_end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def passage_lines(passages: list[Passage], width: int | None = None) -> list[str]:
     """Ranked passages: citation and score, title, the answer sentence (» …), then the text."""
     if not passages:
@@ -218,7 +232,7 @@ def passage_lines(passages: list[Passage], width: int | None = None) -> list[str
                     answer, width=width, initial_indent="    » ", subsequent_indent="      "
                 )
             )
-        body = visible(" ".join(passage.text.split()))
+        body = visible(" ".join(_headings_inline(passage.text).split()))
         lines.extend(
             textwrap.wrap(body, width=width, initial_indent="    ", subsequent_indent="    ")
         )

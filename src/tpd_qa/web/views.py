@@ -23,6 +23,7 @@ from html import escape
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.modes import MODE_LABELS
 from tpd_qa.records import OCR_LABEL, BuildReport, DocumentInfo, Passage
+from tpd_qa.text import heading_marks
 from tpd_qa.web.analysis import term_spans
 
 __all__ = [
@@ -62,15 +63,18 @@ def highlight(
     text: str,
     terms: Sequence[str] = (),
     best: Sequence[tuple[int, int]] = (),
+    hidden: Sequence[tuple[int, int]] = (),
 ) -> str:
-    """Escaped ``text`` with best sentences in ``<span class="tq-best">`` and terms marked.
+    """Escaped ``text`` with best sentences in ``<span class="tq-best">`` and terms marked;
+    ``hidden`` spans (Markdown heading markers) in ``<span class="tq-hide">``, kept in the
+    text (a copy of the passage is the source's text) but not shown.
 
     Boundaries are found on the raw text and every piece is escaped on its own, so the
     markup added here is the only markup in the result.
     """
     terms_at = term_spans(text, terms)
     cuts = {0, len(text)}
-    for begin, end in [*terms_at, *best]:
+    for begin, end in [*terms_at, *best, *hidden]:
         cuts.update((max(0, min(begin, len(text))), max(0, min(end, len(text)))))
     points = sorted(cuts)
     out: list[str] = []
@@ -83,7 +87,9 @@ def highlight(
             out.append('<span class="tq-best">' if inside_best else "</span>")
             in_best = inside_best
         piece = escape(text[begin:end], quote=False)
-        if any(b <= begin and end <= e for b, e in terms_at):
+        if any(b <= begin and end <= e for b, e in hidden):
+            piece = f'<span class="tq-hide" aria-hidden="true">{piece}</span>'
+        elif any(b <= begin and end <= e for b, e in terms_at):
             piece = f'<mark class="tq-term">{piece}</mark>'
         out.append(piece)
     if in_best:
@@ -166,6 +172,7 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
             f"</span>similarity {card.similarity:.2f}</span>"
         )
     score = p.score if math.isfinite(p.score) else 0.0
+    text = highlight(p.text, terms, card.best, heading_marks(p.text))
     title = isolate(p.title) if p.title.strip() else isolate_name(p.source)
     before = isolate(card.before) if card.before else ""
     after = isolate(card.after) if card.after else ""
@@ -183,7 +190,7 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
         f'title="{_SCORE_MEANING.get(mode, "Ranking score")}">'
         f"score {score:.4f}</span>{sim}</div>"
         "</header>"
-        f'<p class="tq-text"><bdi>{highlight(p.text, terms, card.best)}</bdi></p>'
+        f'<p class="tq-text"><bdi>{text}</bdi></p>'
         '<div class="tq-actions">'
         f'<button type="button" class="tq-copy" data-copy="{escape(citation_text(p))}">'
         "Copy citation</button>"
