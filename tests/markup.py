@@ -42,7 +42,7 @@ def parse(markup: str) -> Collector:
 
 def strip_marks(markup: str) -> str:
     """Remove only the markup ``highlight`` adds, then unescape: gives back the raw text."""
-    bare = re.sub(r'</?mark[^>]*>|<span class="tq-(?:best|hide)"[^>]*>|</span>', "", markup)
+    bare = re.sub(r'</?mark[^>]*>|<span class="tq-(?:best|hide|head)"[^>]*>|</span>', "", markup)
     return html.unescape(bare)
 
 

@@ -83,8 +83,12 @@ def test_a_passage_shows_a_markdown_heading_without_its_markers() -> None:
     assert shown is not None
     body = shown.group(1)
     # the markers stay in the text (a copy is the source's text) but are hidden
-    assert body.startswith('<span class="tq-hide" aria-hidden="true">## </span>Submarine')
-    assert '<span class="tq-hide" aria-hidden="true">### </span>Next' in body
+    assert body.startswith(
+        '<span class="tq-hide" aria-hidden="true">## </span><span class="tq-head">Submarine'
+    )
+    assert '<span class="tq-hide" aria-hidden="true">### </span><span class="tq-head">Next' in body
+    # the heading's words end with its line
+    assert '<span class="tq-head">Submarine cables</span>\n\n<span class="tq-best">The' in body
     assert strip_marks(body) == text
     assert "tq-hide" in views_css() and "display: none" in views_css()
     # a "#" inside a line is text, not a heading
@@ -117,7 +121,9 @@ def test_highlight_escapes_markup_and_never_marks_inside_an_entity() -> None:
 )
 def test_highlight_round_trips_any_text(text: str, terms: list[str], a: int, b: int) -> None:
     best = ((min(a, b), max(a, b)),) if a != b else ()
-    out = views.highlight(text, terms, best, heading_marks(text))
+    marks = heading_marks(text)
+    lines = [(end, text.find("\n", end) % (len(text) + 1)) for _start, end in marks]
+    out = views.highlight(text, terms, best, marks, lines)
     assert strip_marks(out) == text
     assert {tag for tag, _ in parse(out).tags} <= {"mark", "span"}
 

@@ -64,17 +64,19 @@ def highlight(
     terms: Sequence[str] = (),
     best: Sequence[tuple[int, int]] = (),
     hidden: Sequence[tuple[int, int]] = (),
+    headings: Sequence[tuple[int, int]] = (),
 ) -> str:
     """Escaped ``text`` with best sentences in ``<span class="tq-best">`` and terms marked;
     ``hidden`` spans (Markdown heading markers) in ``<span class="tq-hide">``, kept in the
-    text (a copy of the passage is the source's text) but not shown.
+    text (a copy of the passage is the source's text) but not shown, and ``headings``
+    (the heading's words) in ``<span class="tq-head">``.
 
     Boundaries are found on the raw text and every piece is escaped on its own, so the
     markup added here is the only markup in the result.
     """
     terms_at = term_spans(text, terms)
     cuts = {0, len(text)}
-    for begin, end in [*terms_at, *best, *hidden]:
+    for begin, end in [*terms_at, *best, *hidden, *headings]:
         cuts.update((max(0, min(begin, len(text))), max(0, min(end, len(text)))))
     points = sorted(cuts)
     out: list[str] = []
@@ -89,12 +91,21 @@ def highlight(
         piece = escape(text[begin:end], quote=False)
         if any(b <= begin and end <= e for b, e in hidden):
             piece = f'<span class="tq-hide" aria-hidden="true">{piece}</span>'
-        elif any(b <= begin and end <= e for b, e in terms_at):
-            piece = f'<mark class="tq-term">{piece}</mark>'
+        else:
+            if any(b <= begin and end <= e for b, e in terms_at):
+                piece = f'<mark class="tq-term">{piece}</mark>'
+            if any(b <= begin and end <= e for b, e in headings):
+                piece = f'<span class="tq-head">{piece}</span>'
         out.append(piece)
     if in_best:
         out.append("</span>")
     return "".join(out)
+
+
+def _line_of(text: str, start: int) -> tuple[int, int]:
+    """From ``start`` to the end of its line."""
+    end = text.find("\n", start)
+    return start, len(text) if end < 0 else end
 
 
 def citation_text(passage: Passage) -> str:
@@ -172,7 +183,8 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
             f"</span>similarity {card.similarity:.2f}</span>"
         )
     score = p.score if math.isfinite(p.score) else 0.0
-    text = highlight(p.text, terms, card.best, heading_marks(p.text))
+    marks = heading_marks(p.text)
+    text = highlight(p.text, terms, card.best, marks, [_line_of(p.text, end) for _s, end in marks])
     title = isolate(p.title) if p.title.strip() else isolate_name(p.source)
     before = isolate(card.before) if card.before else ""
     after = isolate(card.after) if card.after else ""
