@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from builders import build_test_index
+from tpd_qa import sparse
 from tpd_qa.errors import IndexCorruptError
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
@@ -122,3 +128,85 @@ def test_load_refuses_other_sizes_and_damage(index: SparseIndex, tmp_path: Path)
         SparseIndex.load(tmp_path, index.settings, index.size + 1)
     with pytest.raises(IndexCorruptError, match="keyword index"):
         SparseIndex.load(tmp_path / "missing", index.settings, index.size)
+
+
+WORDS = ["fusion", "magnets", "quantum", "chips", "cables", "lunar", "rovers", "of", "the"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=st.lists(st.lists(st.sampled_from(WORDS), max_size=8), max_size=8),
+    after=st.lists(st.lists(st.sampled_from(WORDS), max_size=8), max_size=8),
+    kept=st.integers(0, 8),
+)
+def test_a_rebuild_reusing_tokens_scores_as_a_fresh_build(
+    before: list[list[str]], after: list[list[str]], kept: int
+) -> None:
+    old = [" ".join(words) for words in before]
+    new = old[:kept] + [" ".join(words) for words in after]  # some rows kept, some new
+    rebuilt = SparseIndex.build(new, previous=SparseIndex.build(old))
+    fresh = SparseIndex.build(new)
+    for query in ["fusion magnets", "quantum chips cables", "lunar rovers of the", "absent"]:
+        assert np.array_equal(rebuilt.scores(query), fresh.scores(query))
+        assert rebuilt.search(query, 3)[1].tolist() == fresh.search(query, 3)[1].tolist()
+    keys = ["fusion", "magnet", "lunar", "absent"]
+    assert np.array_equal(rebuilt.idf(keys), fresh.idf(keys))
+    starts, ends = np.array([0, 1], dtype=np.int64), np.array([len(new), len(new)])
+    assert np.array_equal(rebuilt.holding(keys, starts, ends), fresh.holding(keys, starts, ends))
+
+
+def _counting_analysis(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    analysed: list[str] = []
+    real = sparse.analyse
+
+    def counting(texts: Sequence[str], *args: Any, **kwargs: Any) -> list[list[str]]:
+        analysed.extend(texts)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(sparse, "analyse", counting)
+    return analysed
+
+
+def test_a_rebuild_analyses_only_texts_the_previous_index_had_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    analysed = _counting_analysis(monkeypatch)
+    first = SparseIndex.build(TEXTS)
+    assert analysed == TEXTS
+    analysed.clear()
+    added = "Submarine cables cross the Pacific."
+    second = SparseIndex.build([*TEXTS[1:], added, TEXTS[1]], previous=first)
+    assert analysed == [added]
+    assert second.search("submarine cables", 1)[1].tolist() == [4]
+    # other settings analyse differently: nothing is reused
+    analysed.clear()
+    SparseIndex.build(TEXTS, SparseSettings(stemmer=None), previous=first)
+    assert analysed == TEXTS
+    # a loaded index has analysed nothing in this process: the first rebuild analyses all
+    first.save(tmp_path)
+    loaded = SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))
+    analysed.clear()
+    SparseIndex.build(TEXTS, previous=loaded)
+    assert analysed == TEXTS
+
+
+def test_an_index_update_analyses_only_the_new_documents_passages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in {
+        "fusion.txt": "Fusion magnets are built by suppliers for the reactor programme.",
+        "quantum.txt": "Quantum computers need cryogenic supply chains and trained staff.",
+    }.items():
+        (corpus / name).write_text(text + "\n", encoding="utf-8")
+    index, _ = build_test_index(corpus)
+    analysed = _counting_analysis(monkeypatch)
+    (corpus / "cables.txt").write_text("Submarine cables cross the Pacific.\n", encoding="utf-8")
+    index.update(corpus)
+    assert len(analysed) == 1 and "Submarine cables" in analysed[0]
+    fresh, _ = build_test_index(corpus)
+    for question in ["fusion magnets", "submarine cables", "cryogenic staff"]:
+        assert np.array_equal(
+            index.searcher.sparse.scores(question), fresh.searcher.sparse.scores(question)
+        )

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tpd_qa.errors import IndexCorruptError
-from tpd_qa.text import CJK_CHARACTER
+from tpd_qa.text import CJK_CHARACTER, text_key
 
 __all__ = ["SparseSettings", "SparseIndex", "analyse", "has_cjk", "keyword_keys", "keywords"]
 
@@ -45,23 +45,37 @@ class SparseIndex:
         self.size = size
         self._stemmer = _stemmer(settings.stemmer)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._tokens = _Tokens()  # empty for a loaded index: nothing analysed here yet
 
     def analyse(self, texts: Sequence[str]) -> list[list[str]]:
         """Tokens as the index sees them (lower-cased, stop words removed, stemmed)."""
         return analyse(texts, self.settings, self._stemmer)
 
     @classmethod
-    def build(cls, texts: Sequence[str], settings: SparseSettings | None = None) -> SparseIndex:
-        """Index ``texts``; row ``i`` of the index is ``texts[i]``."""
+    def build(
+        cls,
+        texts: Sequence[str],
+        settings: SparseSettings | None = None,
+        previous: SparseIndex | None = None,
+    ) -> SparseIndex:
+        """Index ``texts``; row ``i`` of the index is ``texts[i]``.
+
+        With ``previous`` (an index built in this process with the same settings), texts it
+        already analysed are not analysed again: its tokens are reused (BM25 itself must be
+        recomputed, since every row's score depends on the whole collection). The scores
+        are those of a fresh build.
+        """
         bm25s = _bm25s()
         settings = settings or SparseSettings()
         retriever = bm25s.BM25(method=settings.method, k1=settings.k1, b=settings.b)
         index = cls(retriever, settings, len(texts))
-        tokens = index.analyse(texts) if texts else []
+        reuse = previous is not None and previous.settings == settings
+        tokens = previous._tokens if previous is not None and reuse else _Tokens()
+        index._tokens = tokens.extended(texts, index.analyse)
         # bm25s cannot index an empty corpus or empty documents' vocabulary; pad with a token
         # that analysis never produces so that every row exists.
-        tokens = [t or ["\x00"] for t in tokens] or [["\x00"]]
-        retriever.index(tokens, show_progress=False)
+        ids = [index._tokens.ids_of(text) for text in texts] or [[index._tokens.pad]]
+        retriever.index((ids, dict(index._tokens.vocabulary)), show_progress=False)
         return index
 
     def scores(self, query: str) -> np.ndarray:
@@ -163,6 +177,46 @@ class SparseIndex:
         if stored != max(size, 1):
             raise IndexCorruptError(f"keyword index has {stored} rows, expected {size}")
         return cls(retriever, settings, size)
+
+
+class _Tokens:
+    """Analysed texts as token ids (keyed by a digest of the text; 4 bytes a token, in
+    memory only), and the vocabulary of those ids: what a rebuild reuses instead of
+    analysing the same text again. Never changed once built; ``extended`` returns a new
+    one holding exactly the given texts (the vocabulary keeps every token seen, which
+    costs an unused BM25 column per token of a removed text)."""
+
+    PAD = "\x00"
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int] | None = None,
+        rows: dict[bytes, np.ndarray] | None = None,
+    ) -> None:
+        self.vocabulary: dict[str, int] = vocabulary if vocabulary is not None else {}
+        self.rows: dict[bytes, np.ndarray] = rows if rows is not None else {}
+
+    @property
+    def pad(self) -> int:
+        return self.vocabulary[self.PAD]
+
+    def ids_of(self, text: str) -> list[int]:
+        ids: list[int] = self.rows[text_key(text)].tolist()
+        return ids
+
+    def extended(
+        self, texts: Sequence[str], analyse: Callable[[Sequence[str]], list[list[str]]]
+    ) -> _Tokens:
+        vocabulary = dict(self.vocabulary)
+        vocabulary.setdefault(self.PAD, len(vocabulary))
+        keys = [text_key(text) for text in texts]
+        rows = {key: self.rows[key] for key in keys if key in self.rows}
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in rows}
+        analysed = analyse(list(missing.values())) if missing else []
+        for key, tokens in zip(missing, analysed, strict=True):
+            ids = [vocabulary.setdefault(token, len(vocabulary)) for token in tokens]
+            rows[key] = np.array(ids or [vocabulary[self.PAD]], dtype=np.int32)
+        return _Tokens(vocabulary, rows)
 
 
 def analyse(

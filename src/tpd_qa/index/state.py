@@ -275,15 +275,21 @@ class IndexState:
         sentences = None if self.sentences is None else len(self.sentences)
         return docs, tuple(sorted(self.file_stats.items())), sentences
 
-    def rebuild_search(self, sparse: SparseSettings, dense: DenseIndex | None = None) -> None:
-        """Recompute ``row_doc`` and build the dense and keyword structures over the rows."""
+    def rebuild_search(
+        self,
+        sparse: SparseSettings,
+        dense: DenseIndex | None = None,
+        previous: SparseIndex | None = None,
+    ) -> None:
+        """Recompute ``row_doc`` and build the dense and keyword structures over the rows
+        (texts the ``previous`` keyword index analysed are not analysed again)."""
         self.row_doc = np.zeros(len(self.chunks), dtype=np.int64)
         for number, stored in enumerate(self.docs):
             self.row_doc[stored.first_row : stored.first_row + stored.chunks] = number
         self.candidates = None
         self.dense = dense or DenseIndex.build(self.vectors)
         self.sparse = SparseIndex.build(
-            [self.keyword_text(row) for row in range(len(self.chunks))], sparse
+            [self.keyword_text(row) for row in range(len(self.chunks))], sparse, previous
         )
 
 

@@ -383,7 +383,7 @@ class Syncer:
             file_stats=state.file_stats,
             dimension=dimension,
         )
-        following.rebuild_search(self.sparse)
+        following.rebuild_search(self.sparse, previous=state.sparse)
         return following
 
 
