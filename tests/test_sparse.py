@@ -146,8 +146,14 @@ def test_a_rebuild_reusing_tokens_scores_as_a_fresh_build(
     new = old[:kept] + [" ".join(words) for words in after]  # some rows kept, some new
     rebuilt = SparseIndex.build(new, previous=SparseIndex.build(old))
     fresh = SparseIndex.build(new)
+    # the reference: bm25s indexing the analysed words themselves, as it was first used
+    reference = sparse._bm25s().BM25(method="lucene", k1=1.2, b=0.75)
+    reference.index([t or ["\x00"] for t in fresh.analyse(new)] or [["\x00"]], show_progress=False)
     for query in ["fusion magnets", "quantum chips cables", "lunar rovers of the", "absent"]:
         assert np.array_equal(rebuilt.scores(query), fresh.scores(query))
+        ids = reference.get_tokens_ids(fresh.analyse([query])[0])
+        expected = reference.get_scores_from_ids(ids)[: len(new)] if ids else np.zeros(len(new))
+        assert np.array_equal(fresh.scores(query), np.asarray(expected, dtype=np.float32))
         assert rebuilt.search(query, 3)[1].tolist() == fresh.search(query, 3)[1].tolist()
     keys = ["fusion", "magnet", "lunar", "absent"]
     assert np.array_equal(rebuilt.idf(keys), fresh.idf(keys))
