@@ -69,9 +69,9 @@ class SparseIndex:
         settings = settings or SparseSettings()
         retriever = bm25s.BM25(method=settings.method, k1=settings.k1, b=settings.b)
         index = cls(retriever, settings, len(texts))
-        reuse = previous is not None and previous.settings == settings
-        tokens = previous._tokens if previous is not None and reuse else _Tokens()
-        index._tokens = tokens.extended(texts, index.analyse)
+        same = previous is not None and previous.settings == settings
+        known = previous._tokens if previous is not None and same else _Tokens()
+        index._tokens = known.extended(texts, index.analyse)
         # bm25s cannot index an empty corpus or empty documents' vocabulary; pad with a token
         # that analysis never produces so that every row exists.
         ids = [index._tokens.ids_of(text) for text in texts] or [[index._tokens.pad]]
