@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from builders import build_test_index
 from tpd_qa import sparse
+from tpd_qa.embedding import HashEmbedder
 from tpd_qa.errors import IndexCorruptError
+from tpd_qa.index import Index
 from tpd_qa.sparse import SparseIndex, SparseSettings
 
 TEXTS = [
@@ -188,8 +190,39 @@ def test_a_rebuild_analyses_only_texts_the_previous_index_had_not(
     analysed.clear()
     SparseIndex.build(TEXTS, SparseSettings(stemmer=None), previous=first)
     assert analysed == TEXTS
-    # a loaded index has analysed nothing in this process: the first rebuild analyses all
+    # the token ids are saved with the index: a loaded one is reused as well
     first.save(tmp_path)
+    loaded = SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))
+    analysed.clear()
+    rebuilt = SparseIndex.build([*TEXTS, added], previous=loaded)
+    assert analysed == [added]
+    fresh = SparseIndex.build([*TEXTS, added])
+    for query in ["fusion plasma", "submarine cables", "量子技術"]:
+        assert np.array_equal(rebuilt.scores(query), fresh.scores(query))
+
+
+def test_token_ids_that_are_absent_or_do_not_fit_are_not_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    analysed = _counting_analysis(monkeypatch)
+    SparseIndex.build(TEXTS).save(tmp_path)
+    ids = tmp_path / "tokens.ids.npy"
+    saved = np.load(ids)
+    damaged = [
+        saved[:-1],  # shorter than the offsets say
+        saved.astype(np.int64),  # another type
+        np.full_like(saved, 10**6),  # ids outside the vocabulary
+    ]
+    for bad in damaged:
+        np.save(ids, bad)
+        loaded = SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))
+        analysed.clear()
+        rebuilt = SparseIndex.build(TEXTS, previous=loaded)
+        assert analysed == TEXTS  # analysed again, never wrong
+        assert np.array_equal(rebuilt.scores("fusion"), SparseIndex.build(TEXTS).scores("fusion"))
+    ids.write_bytes(b"not an array")
+    SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))  # still loads
+    ids.unlink()  # as an index saved before token ids were: loads, reuses nothing
     loaded = SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))
     analysed.clear()
     SparseIndex.build(TEXTS, previous=loaded)
@@ -206,7 +239,8 @@ def test_an_index_update_analyses_only_the_new_documents_passages(
         "quantum.txt": "Quantum computers need cryogenic supply chains and trained staff.",
     }.items():
         (corpus / name).write_text(text + "\n", encoding="utf-8")
-    index, _ = build_test_index(corpus)
+    build_test_index(corpus, tmp_path / "index")
+    index = Index.load(tmp_path / "index", embedder=HashEmbedder(64))  # as `tpd-qa index` does
     analysed = _counting_analysis(monkeypatch)
     (corpus / "cables.txt").write_text("Submarine cables cross the Pacific.\n", encoding="utf-8")
     index.update(corpus)

@@ -160,8 +160,10 @@ class SparseIndex:
         return sum(int(v.nbytes) for v in scores.values() if isinstance(v, np.ndarray))
 
     def save(self, directory: Path) -> None:
-        """Write the BM25 matrices and vocabulary as .npy/.json (never pickle)."""
+        """Write the BM25 matrices and vocabulary as .npy/.json (never pickle), and the
+        analysed texts' token ids, which the next rebuild after ``load`` reuses."""
         self._retriever.save(str(directory), corpus=None, allow_pickle=False)
+        self._tokens.save(directory)
 
     @classmethod
     def load(cls, directory: Path, settings: SparseSettings, size: int) -> SparseIndex:
@@ -176,12 +178,17 @@ class SparseIndex:
         stored = int(retriever.scores.get("num_docs", -1))
         if stored != max(size, 1):
             raise IndexCorruptError(f"keyword index has {stored} rows, expected {size}")
-        return cls(retriever, settings, size)
+        index = cls(retriever, settings, size)
+        index._tokens = _Tokens.load(directory, retriever.vocab_dict)
+        return index
+
+
+_DIGEST = len(text_key(""))  # bytes of a text's digest
 
 
 class _Tokens:
-    """Analysed texts as token ids (keyed by a digest of the text; 4 bytes a token, in
-    memory only), and the vocabulary of those ids: what a rebuild reuses instead of
+    """Analysed texts as token ids (keyed by a digest of the text; 4 bytes a token, saved
+    with the index), and the vocabulary of those ids: what a rebuild reuses instead of
     analysing the same text again. Never changed once built; ``extended`` returns a new
     one holding exactly the given texts (the vocabulary keeps every token seen, which
     costs an unused BM25 column per token of a removed text)."""
@@ -195,6 +202,51 @@ class _Tokens:
     ) -> None:
         self.vocabulary: dict[str, int] = vocabulary if vocabulary is not None else {}
         self.rows: dict[bytes, np.ndarray] = rows if rows is not None else {}
+
+    #: Files of ``save``: every text's token ids end to end, where each text's ids start
+    #: (one more than texts), and each text's 16-byte digest, in the same order.
+    FILES = ("tokens.ids.npy", "tokens.offsets.npy", "tokens.digests.npy")
+
+    def save(self, directory: Path) -> None:
+        keys = list(self.rows)
+        offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+        np.cumsum([len(self.rows[key]) for key in keys], out=offsets[1:])
+        ids = np.concatenate([self.rows[key] for key in keys]) if keys else np.zeros(0, np.int32)
+        digests = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), _DIGEST)
+        for name, array in zip(self.FILES, (ids, offsets, digests), strict=True):
+            with open(directory / name, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path, stored_vocabulary: dict[str, int]) -> _Tokens:
+        """What ``save`` wrote, with the vocabulary the BM25 matrices were saved with;
+        nothing (every text analysed again at the next rebuild) when the files are absent,
+        as in an index saved before they existed, or do not fit together."""
+        paths = [directory / name for name in cls.FILES]
+        if not all(path.is_file() for path in paths):
+            return cls()
+        try:
+            ids, offsets, digests = (np.load(path, allow_pickle=False) for path in paths)
+        except (OSError, ValueError) as exc:
+            log.warning("token ids of the keyword index unreadable (%s): not reused", exc)
+            return cls()
+        vocabulary = {token: int(i) for token, i in stored_vocabulary.items() if token != ""}
+        fits = (
+            ids.dtype == np.int32
+            and ids.ndim == offsets.ndim == 1
+            and digests.shape == (len(offsets) - 1, _DIGEST)
+            and len(offsets) > 0
+            and offsets[0] == 0
+            and offsets[-1] == len(ids)
+            and bool(np.all(np.diff(offsets) > 0))
+            and (len(ids) == 0 or 0 <= int(ids.min()) <= int(ids.max()) < len(vocabulary))
+            and cls.PAD in vocabulary
+        )
+        if not fits:
+            log.warning("token ids of the keyword index do not fit its vocabulary: not reused")
+            return cls()
+        rows = {digests[i].tobytes(): ids[offsets[i] : offsets[i + 1]] for i in range(len(digests))}
+        return cls(vocabulary, rows)
 
     @property
     def pad(self) -> int:
