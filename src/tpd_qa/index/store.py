@@ -14,7 +14,7 @@ On disk an index is a directory::
     gen-<id>/sentence_index.npy    int64 sentence rows index[offsets[i]:offsets[i + 1]]
     gen-<id>/files.jsonl       size, times and inode of each hashed corpus file (skip re-hashing)
     gen-<id>/dense.faiss       FAISS graph index (only for large collections)
-    gen-<id>/sparse/           BM25 matrices (.npy) and vocabulary (.json)
+    gen-<id>/sparse/           BM25 matrices (.npy), vocabulary (.json), token ids (tokens.*.npy)
     ocr-cache/<ab>/<hash>.json one OCR reading per page image; kept across generations,
                                rebuilds and model changes (see ``tpd_qa.ingest.ocr``)
 
