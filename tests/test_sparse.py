@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,16 @@ def test_token_ids_that_are_absent_or_do_not_fit_are_not_reused(
         rebuilt = SparseIndex.build(TEXTS, previous=loaded)
         assert analysed == TEXTS  # analysed again, never wrong
         assert np.array_equal(rebuilt.scores("fusion"), SparseIndex.build(TEXTS).scores("fusion"))
+    np.save(ids, saved)
+    vocabulary_file = tmp_path / "vocab.index.json"
+    vocabulary = json.loads(vocabulary_file.read_text(encoding="utf-8"))
+    top = max((token for token in vocabulary if token), key=vocabulary.get)
+    vocabulary[top] += 5  # a gap: the next new token would take a number in use
+    vocabulary_file.write_text(json.dumps(vocabulary), encoding="utf-8")
+    loaded = SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))
+    analysed.clear()
+    SparseIndex.build(TEXTS, previous=loaded)
+    assert analysed == TEXTS
     ids.write_bytes(b"not an array")
     SparseIndex.load(tmp_path, SparseSettings(), len(TEXTS))  # still loads
     ids.unlink()  # as an index saved before token ids were: loads, reuses nothing

@@ -241,6 +241,11 @@ class _Tokens:
             and bool(np.all(np.diff(offsets) > 0))
             and (len(ids) == 0 or 0 <= int(ids.min()) <= int(ids.max()) < len(vocabulary))
             and cls.PAD in vocabulary
+            # ids 0..V-1, each once: new tokens are numbered from V on
+            and np.array_equal(
+                np.sort(np.fromiter(vocabulary.values(), np.int64, len(vocabulary))),
+                np.arange(len(vocabulary)),
+            )
         )
         if not fits:
             log.warning("token ids of the keyword index do not fit its vocabulary: not reused")
