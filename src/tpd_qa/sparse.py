@@ -69,13 +69,14 @@ class SparseIndex:
         settings = settings or SparseSettings()
         retriever = bm25s.BM25(method=settings.method, k1=settings.k1, b=settings.b)
         index = cls(retriever, settings, len(texts))
-        same = previous is not None and previous.settings == settings
-        known = previous._tokens if previous is not None and same else _Tokens()
-        index._tokens = known.extended(texts, index.analyse)
+        reusable = previous is not None and previous.settings == settings
+        known = previous._tokens if previous is not None and reusable else _Tokens()
+        index._tokens, ids = known.extended(texts, index.analyse)
         # bm25s cannot index an empty corpus or empty documents' vocabulary; pad with a token
         # that analysis never produces so that every row exists.
-        ids = [index._tokens.ids_of(text) for text in texts] or [[index._tokens.pad]]
-        retriever.index((ids, dict(index._tokens.vocabulary)), show_progress=False)
+        retriever.index(
+            (ids or [[index._tokens.pad]], dict(index._tokens.vocabulary)), show_progress=False
+        )
         return index
 
     def scores(self, query: str) -> np.ndarray:
@@ -257,13 +258,11 @@ class _Tokens:
     def pad(self) -> int:
         return self.vocabulary[self.PAD]
 
-    def ids_of(self, text: str) -> list[int]:
-        ids: list[int] = self.rows[text_key(text)].tolist()
-        return ids
-
     def extended(
         self, texts: Sequence[str], analyse: Callable[[Sequence[str]], list[list[str]]]
-    ) -> _Tokens:
+    ) -> tuple[_Tokens, list[list[int]]]:
+        """The tokens of exactly ``texts`` (analysing those not held here), and each text's
+        ids in order (an empty text's: the pad token)."""
         vocabulary = dict(self.vocabulary)
         vocabulary.setdefault(self.PAD, len(vocabulary))
         keys = [text_key(text) for text in texts]
@@ -273,7 +272,7 @@ class _Tokens:
         for key, tokens in zip(missing, analysed, strict=True):
             ids = [vocabulary.setdefault(token, len(vocabulary)) for token in tokens]
             rows[key] = np.array(ids or [vocabulary[self.PAD]], dtype=np.int32)
-        return _Tokens(vocabulary, rows)
+        return _Tokens(vocabulary, rows), [rows[key].tolist() for key in keys]
 
 
 def analyse(

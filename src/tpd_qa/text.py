@@ -20,6 +20,7 @@ __all__ = [
     "answer_spans",
     "answering",
     "estimate_tokens",
+    "heading_lines",
     "heading_marks",
     "is_markdown_list_item",
     "line_starts",
@@ -235,15 +236,21 @@ def answering(text: str, spans: list[tuple[int, int]]) -> list[bool]:
     return ok if any(ok) else [True] * len(spans)
 
 
-#: The marker of a Markdown heading line ("## "), as a passage shows it: the rule of
-#: :func:`answering` (a line starting with "#"), with the spaces after the marker.
-_HEADING_MARK = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)
+#: A Markdown heading line as a passage shows it: the rule of :func:`answering` (a line
+#: starting with "#"): the marker with the spaces after it, then the heading's words.
+_HEADING_LINE = re.compile(r"^(#{1,6}[ \t]+)(.*)$", re.MULTILINE)
+
+
+def heading_lines(text: str) -> list[tuple[int, int, int]]:
+    """Markdown heading lines of ``text`` as (marker start, words start, line end): a
+    reader sees the heading's words, the marker ("## ") is for the format."""
+    return [(m.start(1), m.start(2), m.end(2)) for m in _HEADING_LINE.finditer(text)]
 
 
 def heading_marks(text: str) -> list[tuple[int, int]]:
     """Where ``text`` holds Markdown heading markers ("## " at a line start), as (start,
-    end) spans: a reader sees the heading's words, the markers are for the format."""
-    return [match.span() for match in _HEADING_MARK.finditer(text)]
+    end) spans (:func:`heading_lines`)."""
+    return [(start, words) for start, words, _end in heading_lines(text)]
 
 
 def text_key(text: str) -> bytes:

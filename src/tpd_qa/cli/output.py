@@ -23,7 +23,7 @@ from typing import Final, TextIO
 
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.records import BuildReport, Document, DocumentInfo, Passage, format_citation
-from tpd_qa.text import heading_marks
+from tpd_qa.text import heading_lines
 from tpd_qa.watch.status import CHANGE_KINDS, Rebuild
 
 __all__ = [
@@ -201,11 +201,9 @@ def _headings_inline(text: str) -> str:
     """``text`` with each Markdown heading line as "Heading —" (markers dropped), for a
     passage printed as one wrapped paragraph."""
     out, position = [], 0
-    for start, end in heading_marks(text):
-        line_end = text.find("\n", end)
-        line_end = len(text) if line_end < 0 else line_end
-        out += [text[position:start], text[end:line_end].rstrip(), " \u2014"]
-        position = line_end
+    for start, words, end in heading_lines(text):
+        out += [text[position:start], text[words:end].rstrip(), " \u2014"]
+        position = end
     out.append(text[position:])
     return "".join(out)
 

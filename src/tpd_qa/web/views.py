@@ -23,7 +23,7 @@ from html import escape
 from tpd_qa.errors import Remedy, TpdQaError
 from tpd_qa.modes import MODE_LABELS
 from tpd_qa.records import OCR_LABEL, BuildReport, DocumentInfo, Passage
-from tpd_qa.text import heading_marks
+from tpd_qa.text import heading_lines
 from tpd_qa.web.analysis import term_spans
 
 __all__ = [
@@ -102,12 +102,6 @@ def highlight(
     return "".join(out)
 
 
-def _line_of(text: str, start: int) -> tuple[int, int]:
-    """From ``start`` to the end of its line."""
-    end = text.find("\n", start)
-    return start, len(text) if end < 0 else end
-
-
 def citation_text(passage: Passage) -> str:
     """The plain-text citation copied to the clipboard."""
     title = passage.title.strip()
@@ -183,8 +177,14 @@ def _card(rank: int, card: Card, terms: Sequence[str], mode: str) -> str:
             f"</span>similarity {card.similarity:.2f}</span>"
         )
     score = p.score if math.isfinite(p.score) else 0.0
-    marks = heading_marks(p.text)
-    text = highlight(p.text, terms, card.best, marks, [_line_of(p.text, end) for _s, end in marks])
+    lines = heading_lines(p.text)
+    text = highlight(
+        p.text,
+        terms,
+        card.best,
+        [(start, words) for start, words, _end in lines],
+        [(words, end) for _start, words, end in lines],
+    )
     title = isolate(p.title) if p.title.strip() else isolate_name(p.source)
     before = isolate(card.before) if card.before else ""
     after = isolate(card.after) if card.after else ""
